@@ -1,0 +1,47 @@
+"""``load_merger``: one entry point for saved mergers, the shipped default and the baselines."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from vbert.mergers import Merger, MeanPoolMerger, TruncationBaseline
+
+BASELINES = {
+    "mean": lambda: MeanPoolMerger(),
+    "mean-weighted": lambda: MeanPoolMerger(weighted=True),
+    "truncation": lambda: TruncationBaseline(),
+}
+
+
+def default_merger_path() -> Path:
+    """Folder of the merger shipped inside the package for the default embedder."""
+    return Path(str(resources.files("vbert") / "pretrained" / "default-merger"))
+
+
+def load_merger(name_or_path: str | Path = "default", device: str | None = None) -> Merger:
+    """Load a merger.
+
+    Args:
+        name_or_path: ``"default"`` (the merger shipped for the default embedder),
+            ``"mean"``, ``"mean-weighted"``, ``"truncation"`` (training-free baselines),
+            a folder written by ``save_pretrained``, or a Hugging Face hub id.
+        device: torch device for model mergers (default: CPU).
+    """
+    key = str(name_or_path)
+    if key in BASELINES:
+        return BASELINES[key]()
+    from vbert.model import SequenceMergerModel
+
+    if key == "default":
+        path = default_merger_path()
+        if not (path / "config.json").exists():
+            raise FileNotFoundError(
+                "this installation ships no default merger yet; pass a trained merger folder, or use "
+                "load_merger('mean') for the mean-pooling baseline"
+            )
+        key = str(path)
+    elif Path(key).exists() and not (Path(key) / "config.json").exists():
+        raise FileNotFoundError(f"{key} has no config.json: it is not a merger folder written by save_pretrained")
+    model = SequenceMergerModel.from_pretrained(key, use_safetensors=True)
+    return model.to(device or "cpu").eval()

@@ -1,0 +1,156 @@
+"""Long documents: text → chunks → chunk embeddings (cached) → merger → one vector."""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from vbert.cache import ChunkCache, text_key
+from vbert.embedders.base import Embedder
+from vbert.mergers import Merger
+
+
+class LongDocumentEncoder:
+    """Embed documents of any length with a base embedder and a merger.
+
+    Each document is split on token boundaries into chunks of at most ``chunk_tokens``
+    content tokens (default: the embedder's whole window), the chunks are embedded (through
+    the persistent chunk cache, so a chunk seen before is never embedded again), and the
+    merger turns each document's chunk sequence into one unit vector.
+
+    Args:
+        embedder: any object with the :class:`vbert.embedders.base.Embedder` protocol.
+        merger: a :class:`vbert.SequenceMergerModel`, a baseline (:class:`vbert.MeanPoolMerger`,
+            :class:`vbert.TruncationBaseline`) or a path/name for :func:`vbert.load_merger`.
+        chunk_tokens: content tokens per chunk; at most ``embedder.content_window``.
+        cache: a :class:`ChunkCache`, a path to its SQLite file, ``None`` for the default
+            location, or ``False`` to disable caching.
+        batch_size: chunks per embedder forward pass.
+
+    A merger whose dimension differs from the embedder's is refused. A merger trained for
+    another embedder (its config records ``embedder_fingerprint``) gets a warning.
+    """
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        merger: Merger | str | Path = "default",
+        chunk_tokens: int | None = None,
+        cache: ChunkCache | str | Path | None | bool = None,
+        batch_size: int = 32,
+    ) -> None:
+        if isinstance(merger, str | Path):
+            from vbert.loading import load_merger
+
+            merger = load_merger(merger)
+        self.embedder = embedder
+        self.merger = merger
+        self.chunk_tokens = chunk_tokens or embedder.content_window
+        if not 1 <= self.chunk_tokens <= embedder.content_window:
+            raise ValueError(
+                f"chunk_tokens={self.chunk_tokens} must be between 1 and the embedder's content window "
+                f"({embedder.content_window} tokens)"
+            )
+        if cache is False:
+            self.cache = None
+        elif isinstance(cache, ChunkCache):
+            self.cache = cache
+        else:
+            self.cache = ChunkCache(None if cache in (None, True) else cache)
+        self.batch_size = batch_size
+        check_compatible(embedder, merger)
+
+    def chunk(self, text: str) -> list[str]:
+        """The chunks of one document; an empty or whitespace-only document is an error."""
+        if not isinstance(text, str):
+            raise TypeError(f"documents must be str, got {type(text).__name__}")
+        if not text.strip():
+            raise ValueError("the document is empty or whitespace-only: there is nothing to embed; drop it first")
+        return self.embedder.split(text, self.chunk_tokens)
+
+    def embed_chunks(self, chunks: Sequence[str]) -> np.ndarray:
+        """Embeddings (n, d) of ``chunks``, reading and filling the cache."""
+        fingerprint = self.embedder.fingerprint
+        cached = self.cache.get_many(fingerprint, chunks) if self.cache is not None else {}
+        missing = sorted({text_key(c): c for c in chunks if text_key(c) not in cached}.items())
+        if missing:
+            texts = [text for _, text in missing]
+            vectors = self.embedder.encode(texts, batch_size=self.batch_size)
+            if self.cache is not None:
+                self.cache.put_many(fingerprint, texts, vectors)
+            cached.update({key: vector for (key, _), vector in zip(missing, vectors, strict=True)})
+        return np.stack([cached[text_key(c)] for c in chunks]).astype(np.float32)
+
+    def iter_encode(self, documents: Iterable[str], documents_per_batch: int = 64) -> Iterator[np.ndarray]:
+        """Yield one unit vector per document, in order, in bounded memory."""
+        iterator = iter(documents)
+        offset = 0
+        while batch := list(itertools.islice(iterator, documents_per_batch)):
+            chunked = []
+            for i, doc in enumerate(batch):
+                try:
+                    chunked.append(self.chunk(doc))
+                except (ValueError, TypeError) as err:
+                    raise type(err)(f"document {offset + i}: {err}") from err
+            flat = [c for chunks in chunked for c in chunks]
+            vectors = self.embed_chunks(flat)
+            yield from self._merge(chunked, vectors)
+            offset += len(batch)
+
+    def encode(
+        self, documents: Iterable[str], documents_per_batch: int = 64, show_progress: bool = False
+    ) -> np.ndarray:
+        """Embed ``documents`` as an (n, d) float32 array of unit vectors."""
+        total = len(documents) if isinstance(documents, Sequence) else None
+        rows = list(
+            tqdm(
+                self.iter_encode(documents, documents_per_batch),
+                total=total,
+                desc="documents",
+                unit="doc",
+                disable=not show_progress,
+            )
+        )
+        if not rows:
+            return np.zeros((0, self.embedder.dim), dtype=np.float32)
+        return np.stack(rows)
+
+    def _merge(self, chunked: list[list[str]], vectors: np.ndarray) -> list[np.ndarray]:
+        lengths = [len(chunks) for chunks in chunked]
+        batch = np.zeros((len(chunked), max(lengths), vectors.shape[1]), dtype=np.float32)
+        mask = np.zeros(batch.shape[:2], dtype=np.float32)
+        weights = np.zeros(batch.shape[:2], dtype=np.float32) if getattr(self.merger, "weighted", False) else None
+        start = 0
+        for row, (chunks, n) in enumerate(zip(chunked, lengths, strict=True)):
+            batch[row, :n] = vectors[start : start + n]
+            mask[row, :n] = 1
+            if weights is not None:
+                weights[row, :n] = [max(self.embedder.count_tokens(c), 1) for c in chunks]
+            start += n
+        return list(self.merger.merge_batch(batch, mask, weights))
+
+
+def check_compatible(embedder: Embedder, merger: Merger) -> None:
+    """Refuse a merger of another dimension; warn about one trained for another embedder."""
+    config = getattr(merger, "config", None)
+    if config is None:
+        return
+    d_model = getattr(config, "d_model", None)
+    if d_model is not None and d_model != embedder.dim:
+        raise ValueError(
+            f"merger {merger.name!r} expects {d_model}-d chunk embeddings but embedder {embedder.name!r} gives "
+            f"{embedder.dim}-d: use a merger trained for this embedder"
+        )
+    trained_for = getattr(config, "embedder_fingerprint", None)
+    if trained_for and trained_for != embedder.fingerprint:
+        warnings.warn(
+            f"merger {merger.name!r} was trained on embedder fingerprint {trained_for}, but {embedder.name!r} has "
+            f"{embedder.fingerprint}; results may be degraded. Retrain or use the matching embedder.",
+            UserWarning,
+            stacklevel=3,
+        )

@@ -1,0 +1,97 @@
+"""Mergers: anything that turns a sequence of chunk embeddings into one vector.
+
+Trained models (:class:`vbert.SequenceMergerModel`) and the training-free baselines here
+share one small interface, so they are interchangeable in :class:`vbert.LongDocumentEncoder`,
+in the Finesse benchmark and in the retrieval evaluation:
+
+* ``merge(embeddings, weights=None) -> (d,)`` unit vector, for one sequence of shape (n, d);
+* ``merge_batch(embeddings, mask, weights=None) -> (b, d)`` unit vectors, for a padded
+  batch (b, n, d) with ``mask`` (b, n) of 1 = real chunk, 0 = padding.
+
+``weights`` are optional per-chunk token counts; only the token-weighted mean uses them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from vbert.validation import check_batch, check_sequence
+
+
+@runtime_checkable
+class Merger(Protocol):
+    name: str
+    fingerprint: str
+
+    def merge(self, embeddings: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray: ...
+
+    def merge_batch(
+        self, embeddings: np.ndarray, mask: np.ndarray, weights: np.ndarray | None = None
+    ) -> np.ndarray: ...
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    return (x / np.maximum(norm, 1e-12)).astype(np.float32)
+
+
+class MeanPoolMerger:
+    """Average the chunk embeddings, then L2-normalise: the strongest training-free baseline.
+
+    With ``weighted=True`` each chunk counts in proportion to its token count (pass
+    ``weights``), so a short trailing chunk does not weigh as much as a full window.
+    """
+
+    def __init__(self, weighted: bool = False) -> None:
+        self.weighted = weighted
+        self.name = "mean-pool-weighted" if weighted else "mean-pool"
+        self.fingerprint = hashlib.sha256(self.name.encode()).hexdigest()[:16]
+
+    def merge(self, embeddings: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        x = check_sequence(embeddings)
+        mask = np.ones(x.shape[0], dtype=np.float32)
+        w = None if weights is None else np.asarray(weights, dtype=np.float32)[None]
+        return self.merge_batch(x[None], mask[None], w)[0]
+
+    def merge_batch(
+        self, embeddings: np.ndarray, mask: np.ndarray, weights: np.ndarray | None = None
+    ) -> np.ndarray:
+        x, m = check_batch(embeddings, mask)
+        if self.weighted:
+            if weights is None:
+                raise ValueError(
+                    "the token-weighted mean needs per-chunk token counts: pass weights=(b, n) "
+                    "or use MeanPoolMerger(weighted=False)"
+                )
+            w = np.asarray(weights, dtype=np.float64)
+            if w.shape != m.shape:
+                raise ValueError(f"weights have shape {w.shape}, expected {m.shape} (one per chunk)")
+            if (w[m > 0] <= 0).any():
+                raise ValueError("token-count weights must be positive for real chunks")
+            m = m * w
+        pooled = (x.astype(np.float64) * m[..., None]).sum(axis=1) / m.sum(axis=1, keepdims=True)
+        return _normalise(pooled)
+
+
+class TruncationBaseline:
+    """Keep only the first window: the vector of the first chunk.
+
+    When chunks are cut at the embedder's full window (the default in
+    :class:`vbert.LongDocumentEncoder`), this is exactly what embedding a truncated
+    document gives.
+    """
+
+    name = "truncation"
+    fingerprint = hashlib.sha256(b"truncation").hexdigest()[:16]
+
+    def merge(self, embeddings: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        return _normalise(check_sequence(embeddings)[0])
+
+    def merge_batch(
+        self, embeddings: np.ndarray, mask: np.ndarray, weights: np.ndarray | None = None
+    ) -> np.ndarray:
+        x, _ = check_batch(embeddings, mask)
+        return _normalise(x[:, 0])

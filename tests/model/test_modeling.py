@@ -1,0 +1,197 @@
+import numpy as np
+import pytest
+import torch
+
+from vbert.model import SequenceMergerConfig, SequenceMergerModel, paired_positional_encoding, sinusoid
+
+D = 32
+
+
+def tiny(**overrides) -> SequenceMergerModel:
+    torch.manual_seed(0)
+    settings = dict(d_model=D, num_layers=2, num_heads=4, ffn_dim=64, ppe_dim=4, dropout=0.0)
+    settings.update(overrides)
+    return SequenceMergerModel(SequenceMergerConfig(**settings)).eval()
+
+
+def unit(*shape: int) -> torch.Tensor:
+    return torch.nn.functional.normalize(torch.randn(*shape), dim=-1)
+
+
+def test_ppe_overwrites_exactly_the_stated_slots_and_nothing_else():
+    x = unit(2, 5, D)
+    positions = torch.arange(5).expand(2, 5)
+    p = 6
+    c1, c2 = paired_positional_encoding(x, positions, p)
+    assert torch.equal(c1[..., p:], x[..., p:])
+    assert torch.equal(c2[..., : D - p], x[..., : D - p])
+    rms = x.pow(2).mean(-1, keepdim=True).sqrt()
+    expected = sinusoid(positions, p) * rms
+    assert torch.allclose(c1[..., :p], expected)
+    assert torch.allclose(c2[..., D - p :], expected)
+    # Every original dimension survives bit for bit in at least one copy.
+    survives = torch.zeros(D, dtype=torch.bool)
+    survives[p:] = True
+    survives[: D - p] = True
+    assert survives.all()
+
+
+def test_sinusoid_formula_and_unit_rms():
+    pe = sinusoid(torch.tensor([0, 3, 100_000]), 8, base=10000.0)
+    k = torch.arange(4, dtype=torch.float32)
+    angle = 3 * 10000.0 ** (-2 * k / 8)
+    assert torch.allclose(pe[1, 0::2], np.sqrt(2) * angle.sin())
+    assert torch.allclose(pe[1, 1::2], np.sqrt(2) * angle.cos())
+    assert torch.allclose(pe.pow(2).mean(-1), torch.ones(3), atol=1e-5)
+
+
+def test_ppe_zero_width_is_identity():
+    x = unit(1, 3, D)
+    c1, c2 = paired_positional_encoding(x, torch.arange(3)[None], 0)
+    assert c1 is x and c2 is x
+
+
+def test_untrained_residual_merger_is_mean_pooling():
+    model = tiny(residual_to_mean=True)
+    x = unit(3, 7, D)
+    assert torch.allclose(model(x).pooler_output, x.mean(1), atol=1e-6)
+
+
+def test_padding_and_batch_invariance():
+    model = tiny(residual_to_mean=False)
+    sequences = [unit(n, D) for n in (1, 4, 9)]
+    batch = torch.zeros(3, 12, D)
+    mask = torch.zeros(3, 12, dtype=torch.long)
+    for i, s in enumerate(sequences):
+        batch[i, : len(s)] = s
+        mask[i, : len(s)] = 1
+    pooled = model(batch, attention_mask=mask).pooler_output
+    for i, s in enumerate(sequences):
+        alone = model(s[None]).pooler_output[0]
+        assert (pooled[i] - alone).abs().max() <= 1e-5
+    # Garbage in padded slots must not matter either.
+    noisy = batch + (1 - mask[..., None]) * torch.randn_like(batch)
+    assert (model(noisy, attention_mask=mask).pooler_output - pooled).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("mode", ["ppe", "additive"])
+def test_order_sensitivity_with_positions(mode):
+    model = tiny(residual_to_mean=False, position_mode=mode)
+    x = unit(1, 6, D)
+    permuted = x[:, torch.tensor([3, 1, 5, 0, 2, 4])]
+    assert (model(x).pooler_output - model(permuted).pooler_output).abs().max() > 1e-4
+
+
+def test_trained_residual_merger_is_order_sensitive():
+    model = tiny(residual_to_mean=True)
+    torch.nn.init.normal_(model.pooler.weight, std=0.1)
+    x = unit(1, 6, D)
+    assert (model(x).pooler_output - model(x.flip(1)).pooler_output).abs().max() > 1e-4
+
+
+def test_without_positions_the_merger_is_order_blind():
+    for model in (tiny(residual_to_mean=False, ppe_dim=0), tiny(residual_to_mean=False, position_mode="none")):
+        x = unit(1, 6, D)
+        assert (model(x).pooler_output - model(x.flip(1)).pooler_output).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("n", [1, 2, 513, 2000])
+def test_any_length_runs(n):
+    model = tiny()
+    out = model.merge(unit(n, D).numpy())
+    assert out.shape == (D,) and np.isclose(np.linalg.norm(out), 1.0, atol=1e-5)
+
+
+def test_hidden_state_layout():
+    model = tiny()
+    out = model(unit(2, 5, D), output_hidden_states=True)
+    assert out.last_hidden_state.shape == (2, 11, D)
+    assert len(out.hidden_states) == 3
+    assert tiny(position_mode="additive")(unit(2, 5, D)).last_hidden_state.shape == (2, 6, D)
+
+
+def test_ppe_dim_is_a_runtime_setting():
+    model = tiny(residual_to_mean=False)
+    x = unit(1, 5, D)
+    before = model(x).pooler_output
+    model.ppe_dim = 16
+    assert model.config.ppe_dim == 16
+    assert (model(x).pooler_output - before).abs().max() > 1e-5
+    for bad in (3, -2, D // 2 + 2):
+        with pytest.raises(ValueError, match="ppe_dim"):
+            model.ppe_dim = bad
+
+
+def test_injection_replaces_chosen_positions_per_copy():
+    model = tiny(residual_to_mean=False)
+    x = unit(1, 5, D)
+    where = torch.tensor([[False, True, False, False, True]])
+    same = model(x, inject_mask=where, inject_copy1=x, inject_copy2=x).pooler_output
+    assert torch.allclose(same, model(x).pooler_output, atol=1e-6)
+    other = unit(1, 5, D)
+    only1 = model(x, inject_mask=where, inject_copy1=other, inject_copy2=x).pooler_output
+    only2 = model(x, inject_mask=where, inject_copy1=x, inject_copy2=other).pooler_output
+    assert (only1 - same).abs().max() > 1e-5 and (only2 - same).abs().max() > 1e-5
+    assert (only1 - only2).abs().max() > 1e-5
+    with pytest.raises(ValueError, match="inject_copy1"):
+        model(x, inject_mask=where, inject_copy1=other)
+
+
+def test_mlm_mask_uses_the_learned_mask_vector():
+    model = tiny(residual_to_mean=False)
+    x = unit(1, 4, D)
+    masked = torch.tensor([[False, True, False, False]])
+    y = x.clone()
+    y[0, 1] = model.mask_embedding.detach()
+    assert torch.allclose(model(x, mlm_mask=masked).pooler_output, model(y).pooler_output, atol=1e-6)
+
+
+def test_save_load_round_trip(tmp_path):
+    from transformers import AutoModel
+
+    model = tiny(residual_to_mean=False)
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists()
+    loaded = AutoModel.from_pretrained(tmp_path).eval()
+    assert isinstance(loaded, SequenceMergerModel)
+    x = unit(2, 3, D)
+    assert torch.equal(loaded(x).pooler_output, model(x).pooler_output)
+    assert loaded.fingerprint == model.fingerprint
+    loaded.ppe_dim = 8
+    assert loaded.fingerprint != model.fingerprint
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (dict(inputs_embeds=torch.full((1, 3, D), float("nan"))), ValueError, "NaN"),
+        (dict(inputs_embeds=torch.ones(1, 3, D, dtype=torch.long)), TypeError, "floating point"),
+        (dict(inputs_embeds=torch.ones(1, 3, D + 1)), ValueError, "dimension"),
+        (dict(inputs_embeds=torch.ones(1, 0, D)), ValueError, "zero chunks"),
+        (dict(inputs_embeds=torch.ones(2, 3, D), attention_mask=torch.ones(2, 4)), ValueError, "shape"),
+        (dict(inputs_embeds=torch.ones(2, 3, D), attention_mask=torch.tensor([[1, 1, 0], [0, 0, 0]])), ValueError, "all zeros"),
+        (dict(inputs_embeds=torch.cat((torch.ones(1, 2, D), torch.zeros(1, 1, D)), 1)), ValueError, "without a mask"),
+        (dict(inputs_embeds=torch.ones(3, D)), ValueError, "shape"),
+    ],
+)
+def test_bad_inputs_are_named(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        tiny()(**kwargs)
+
+
+def test_merge_batch_matches_forward_and_restores_training_mode():
+    model = tiny(residual_to_mean=False).train()
+    x = unit(2, 4, D)
+    mask = np.array([[1, 1, 1, 1], [1, 1, 0, 0]])
+    out = model.merge_batch(x.numpy(), mask)
+    assert model.training
+    model.eval()
+    ref = torch.nn.functional.normalize(model(x, attention_mask=torch.as_tensor(mask)).pooler_output, dim=-1)
+    assert np.allclose(out, ref.detach().numpy(), atol=1e-6)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="position_mode"):
+        SequenceMergerConfig(position_mode="rotary")
+    with pytest.raises(ValueError, match="divisible"):
+        SequenceMergerConfig(d_model=30, num_heads=4)
