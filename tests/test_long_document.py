@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from vbert import LongDocumentEncoder, MeanPoolMerger, SequenceMergerConfig, SequenceMergerModel, TruncationBaseline
+from vbert import (
+    LongDocumentEncoder,
+    MeanPoolMerger,
+    SequenceMergerConfig,
+    SequenceMergerModel,
+    TruncationBaseline,
+)
 from vbert.cache import ChunkCache
 
 DOCS = [
@@ -12,7 +18,9 @@ DOCS = [
 
 
 def test_mean_pool_pipeline_matches_manual(fake_embedder, tmp_path):
-    encoder = LongDocumentEncoder(fake_embedder, MeanPoolMerger(), chunk_tokens=50, cache=tmp_path / "c.sqlite")
+    encoder = LongDocumentEncoder(
+        fake_embedder, MeanPoolMerger(), chunk_tokens=50, cache=tmp_path / "c.sqlite"
+    )
     out = encoder.encode(DOCS)
     assert out.shape == (3, fake_embedder.dim)
     chunks = fake_embedder.split(DOCS[0], 50)
@@ -39,10 +47,16 @@ def test_streaming_and_batching_agree(fake_embedder):
 
 
 def test_model_merger_and_truncation(fake_embedder):
-    model = SequenceMergerModel(SequenceMergerConfig(d_model=16, num_layers=1, num_heads=2, ffn_dim=32, ppe_dim=4))
+    model = SequenceMergerModel(
+        SequenceMergerConfig(d_model=16, num_layers=1, num_heads=2, ffn_dim=32, ppe_dim=4)
+    )
     assert LongDocumentEncoder(fake_embedder, model, cache=False).encode(DOCS).shape == (3, 16)
-    truncated = LongDocumentEncoder(fake_embedder, TruncationBaseline(), chunk_tokens=50, cache=False).encode(DOCS[:1])
-    assert np.allclose(truncated[0], fake_embedder.encode([fake_embedder.split(DOCS[0], 50)[0]])[0], atol=1e-6)
+    truncated = LongDocumentEncoder(fake_embedder, TruncationBaseline(), chunk_tokens=50, cache=False).encode(
+        DOCS[:1]
+    )
+    assert np.allclose(
+        truncated[0], fake_embedder.encode([fake_embedder.split(DOCS[0], 50)[0]])[0], atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("bad", ["", "   \n\t "])
@@ -53,13 +67,17 @@ def test_empty_documents_are_named(fake_embedder, bad):
 
 
 def test_dimension_mismatch_is_refused(fake_embedder):
-    model = SequenceMergerModel(SequenceMergerConfig(d_model=32, num_layers=1, num_heads=2, ffn_dim=32, ppe_dim=4))
+    model = SequenceMergerModel(
+        SequenceMergerConfig(d_model=32, num_layers=1, num_heads=2, ffn_dim=32, ppe_dim=4)
+    )
     with pytest.raises(ValueError, match="16-d"):
         LongDocumentEncoder(fake_embedder, model, cache=False)
 
 
 def test_other_embedder_fingerprint_warns(fake_embedder):
-    config = SequenceMergerConfig(d_model=16, num_layers=1, num_heads=2, ffn_dim=32, ppe_dim=4, embedder_fingerprint="other")
+    config = SequenceMergerConfig(
+        d_model=16, num_layers=1, num_heads=2, ffn_dim=32, ppe_dim=4, embedder_fingerprint="other"
+    )
     with pytest.warns(UserWarning, match="trained on embedder fingerprint other"):
         LongDocumentEncoder(fake_embedder, SequenceMergerModel(config), cache=False)
 

@@ -28,7 +28,17 @@ _EXPORTS = {
     "ChunkCache": "vbert.cache",
 }
 
-__all__ = [*_EXPORTS, "SequenceMergerConfig", "SequenceMergerModel", "__version__"]
+__all__ = [
+    "ChunkCache",
+    "LongDocumentEncoder",
+    "MeanPoolMerger",
+    "SequenceMergerConfig",
+    "SequenceMergerModel",
+    "TruncationBaseline",
+    "__version__",
+    "load_embedder",
+    "load_merger",
+]
 
 if TYPE_CHECKING:
     from vbert.cache import ChunkCache

@@ -90,8 +90,14 @@ class ChunkCache:
                     continue
                 found[key] = np.frombuffer(blob, dtype=np.float32).copy()
         if damaged:
-            warnings.warn(f"{len(damaged)} damaged chunk-cache rows dropped; they will be re-embedded", RuntimeWarning, stacklevel=2)
-            self._conn.executemany("DELETE FROM chunks WHERE fingerprint = ? AND key = ?", [(fingerprint, k) for k in damaged])
+            warnings.warn(
+                f"{len(damaged)} damaged chunk-cache rows dropped; they will be re-embedded",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            self._conn.executemany(
+                "DELETE FROM chunks WHERE fingerprint = ? AND key = ?", [(fingerprint, k) for k in damaged]
+            )
         return found
 
     def put_many(self, fingerprint: str, texts: Sequence[str], vectors: np.ndarray) -> None:
@@ -99,7 +105,9 @@ class ChunkCache:
         rows = []
         for text, vector in zip(texts, vectors, strict=True):
             blob = vector.tobytes()
-            rows.append((fingerprint, text_key(text), vector.shape[0], blob, hashlib.sha256(blob).hexdigest()[:16]))
+            rows.append(
+                (fingerprint, text_key(text), vector.shape[0], blob, hashlib.sha256(blob).hexdigest()[:16])
+            )
         with self._conn:
             self._conn.execute("BEGIN IMMEDIATE")
             self._conn.executemany("INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?, ?)", rows)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from vbert.mergers import Merger, MeanPoolMerger, TruncationBaseline
+from vbert.mergers import MeanPoolMerger, Merger, TruncationBaseline
 
 BASELINES = {
     "mean": lambda: MeanPoolMerger(),
@@ -42,6 +42,8 @@ def load_merger(name_or_path: str | Path = "default", device: str | None = None)
             )
         key = str(path)
     elif Path(key).exists() and not (Path(key) / "config.json").exists():
-        raise FileNotFoundError(f"{key} has no config.json: it is not a merger folder written by save_pretrained")
+        raise FileNotFoundError(
+            f"{key} has no config.json: it is not a merger folder written by save_pretrained"
+        )
     model = SequenceMergerModel.from_pretrained(key, use_safetensors=True)
     return model.to(device or "cpu").eval()

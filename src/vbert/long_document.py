@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from vbert.cache import ChunkCache, text_key
 from vbert.embedders.base import Embedder
-from vbert.mergers import Merger
+from vbert.mergers import Merger, merge_sequences
 
 
 class LongDocumentEncoder:
@@ -70,7 +70,9 @@ class LongDocumentEncoder:
         if not isinstance(text, str):
             raise TypeError(f"documents must be str, got {type(text).__name__}")
         if not text.strip():
-            raise ValueError("the document is empty or whitespace-only: there is nothing to embed; drop it first")
+            raise ValueError(
+                "the document is empty or whitespace-only: there is nothing to embed; drop it first"
+            )
         return self.embedder.split(text, self.chunk_tokens)
 
     def embed_chunks(self, chunks: Sequence[str]) -> np.ndarray:
@@ -86,8 +88,10 @@ class LongDocumentEncoder:
             cached.update({key: vector for (key, _), vector in zip(missing, vectors, strict=True)})
         return np.stack([cached[text_key(c)] for c in chunks]).astype(np.float32)
 
-    def iter_encode(self, documents: Iterable[str], documents_per_batch: int = 64) -> Iterator[np.ndarray]:
-        """Yield one unit vector per document, in order, in bounded memory."""
+    def iter_chunk_embeddings(
+        self, documents: Iterable[str], documents_per_batch: int = 64
+    ) -> Iterator[tuple[list[str], np.ndarray]]:
+        """Yield ``(chunks, embeddings)`` per document, in order; chunks of a batch are embedded together."""
         iterator = iter(documents)
         offset = 0
         while batch := list(itertools.islice(iterator, documents_per_batch)):
@@ -97,10 +101,26 @@ class LongDocumentEncoder:
                     chunked.append(self.chunk(doc))
                 except (ValueError, TypeError) as err:
                     raise type(err)(f"document {offset + i}: {err}") from err
-            flat = [c for chunks in chunked for c in chunks]
-            vectors = self.embed_chunks(flat)
-            yield from self._merge(chunked, vectors)
+            vectors = self.embed_chunks([c for chunks in chunked for c in chunks])
+            start = 0
+            for chunks in chunked:
+                yield chunks, vectors[start : start + len(chunks)]
+                start += len(chunks)
             offset += len(batch)
+
+    def iter_encode(self, documents: Iterable[str], documents_per_batch: int = 64) -> Iterator[np.ndarray]:
+        """Yield one unit vector per document, in order, in bounded memory."""
+        pending = self.iter_chunk_embeddings(documents, documents_per_batch)
+        while group := list(itertools.islice(pending, documents_per_batch)):
+            chunked = [chunks for chunks, _ in group]
+            sequences = [vectors for _, vectors in group]
+            yield from merge_sequences(self.merger, sequences, self.chunk_weights(chunked))
+
+    def chunk_weights(self, chunked: list[list[str]]) -> list[np.ndarray] | None:
+        """Per-chunk token counts when the merger uses them (token-weighted mean), else None."""
+        if not getattr(self.merger, "weighted", False):
+            return None
+        return [np.array([max(self.embedder.count_tokens(c), 1) for c in chunks]) for chunks in chunked]
 
     def encode(
         self, documents: Iterable[str], documents_per_batch: int = 64, show_progress: bool = False
@@ -119,20 +139,6 @@ class LongDocumentEncoder:
         if not rows:
             return np.zeros((0, self.embedder.dim), dtype=np.float32)
         return np.stack(rows)
-
-    def _merge(self, chunked: list[list[str]], vectors: np.ndarray) -> list[np.ndarray]:
-        lengths = [len(chunks) for chunks in chunked]
-        batch = np.zeros((len(chunked), max(lengths), vectors.shape[1]), dtype=np.float32)
-        mask = np.zeros(batch.shape[:2], dtype=np.float32)
-        weights = np.zeros(batch.shape[:2], dtype=np.float32) if getattr(self.merger, "weighted", False) else None
-        start = 0
-        for row, (chunks, n) in enumerate(zip(chunked, lengths, strict=True)):
-            batch[row, :n] = vectors[start : start + n]
-            mask[row, :n] = 1
-            if weights is not None:
-                weights[row, :n] = [max(self.embedder.count_tokens(c), 1) for c in chunks]
-            start += n
-        return list(self.merger.merge_batch(batch, mask, weights))
 
 
 def check_compatible(embedder: Embedder, merger: Merger) -> None:

@@ -14,6 +14,7 @@ in the Finesse benchmark and in the retrieval evaluation:
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -95,3 +96,35 @@ class TruncationBaseline:
     ) -> np.ndarray:
         x, _ = check_batch(embeddings, mask)
         return _normalise(x[:, 0])
+
+
+def merge_sequences(
+    merger: Merger,
+    sequences: Sequence[np.ndarray],
+    weights: Sequence[np.ndarray] | None = None,
+    batch_size: int = 64,
+) -> np.ndarray:
+    """Merge sequences of different lengths: right-padded ``merge_batch`` calls of ``batch_size``.
+
+    Sequences are grouped by length so padding stays small; rows come back in input order as
+    an (n, d) float32 array.
+    """
+    if not len(sequences):
+        raise ValueError("no sequences to merge")
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    dim = np.asarray(sequences[0]).shape[-1]
+    out = np.zeros((len(sequences), dim), dtype=np.float32)
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        longest = max(len(sequences[i]) for i in rows)
+        batch = np.zeros((len(rows), longest, dim), dtype=np.float32)
+        mask = np.zeros((len(rows), longest), dtype=np.float32)
+        batch_weights = None if weights is None else np.zeros((len(rows), longest), dtype=np.float32)
+        for r, i in enumerate(rows):
+            n = len(sequences[i])
+            batch[r, :n] = sequences[i]
+            mask[r, :n] = 1
+            if batch_weights is not None:
+                batch_weights[r, :n] = weights[i]
+        out[rows] = merger.merge_batch(batch, mask, batch_weights)
+    return out

@@ -47,21 +47,30 @@ LOADER = textwrap.dedent(
 def test_export_loads_without_vbert_and_gives_identical_outputs(tmp_path):
     torch.manual_seed(0)
     model = SequenceMergerModel(
-        SequenceMergerConfig(d_model=32, num_layers=2, num_heads=4, ffn_dim=64, ppe_dim=4, residual_to_mean=False)
+        SequenceMergerConfig(
+            d_model=32, num_layers=2, num_heads=4, ffn_dim=64, ppe_dim=4, residual_to_mean=False
+        )
     ).eval()
     folder = export_hub(model, tmp_path / "export")
     config = json.loads((folder / "config.json").read_text())
     assert config["auto_map"]["AutoModel"] == "modeling_vbert.SequenceMergerModel"
-    assert {"modeling_vbert.py", "configuration_vbert.py", "model.safetensors"} <= {p.name for p in folder.iterdir()}
+    assert {"modeling_vbert.py", "configuration_vbert.py", "model.safetensors"} <= {
+        p.name for p in folder.iterdir()
+    }
 
     x = torch.nn.functional.normalize(torch.randn(2, 4, 32), dim=-1)
     np.save(tmp_path / "x.npy", x.numpy())
     script = tmp_path / "load.py"
     script.write_text(LOADER)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {
+        "HF_HUB_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "hf"),
+    }
     subprocess.run(
         [sys.executable, str(script), str(folder), str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
-        check=True, env=env, cwd=tmp_path,
+        check=True,
+        env=env,
+        cwd=tmp_path,
     )
     with torch.no_grad():
         expected = model(x, attention_mask=torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])).pooler_output.numpy()
@@ -71,7 +80,9 @@ def test_export_loads_without_vbert_and_gives_identical_outputs(tmp_path):
 def test_export_refuses_a_non_empty_destination(tmp_path):
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "keep.txt").write_text("mine")
-    model = SequenceMergerModel(SequenceMergerConfig(d_model=32, num_layers=1, num_heads=4, ffn_dim=64, ppe_dim=4))
+    model = SequenceMergerModel(
+        SequenceMergerConfig(d_model=32, num_layers=1, num_heads=4, ffn_dim=64, ppe_dim=4)
+    )
     with pytest.raises(FileExistsError, match="not empty"):
         export_hub(model, tmp_path / "taken")
     assert (tmp_path / "taken" / "keep.txt").read_text() == "mine"

@@ -90,7 +90,10 @@ def test_trained_residual_merger_is_order_sensitive():
 
 
 def test_without_positions_the_merger_is_order_blind():
-    for model in (tiny(residual_to_mean=False, ppe_dim=0), tiny(residual_to_mean=False, position_mode="none")):
+    for model in (
+        tiny(residual_to_mean=False, ppe_dim=0),
+        tiny(residual_to_mean=False, position_mode="none"),
+    ):
         x = unit(1, 6, D)
         assert (model(x).pooler_output - model(x.flip(1)).pooler_output).abs().max() < 1e-5
 
@@ -169,8 +172,16 @@ def test_save_load_round_trip(tmp_path):
         (dict(inputs_embeds=torch.ones(1, 3, D + 1)), ValueError, "dimension"),
         (dict(inputs_embeds=torch.ones(1, 0, D)), ValueError, "zero chunks"),
         (dict(inputs_embeds=torch.ones(2, 3, D), attention_mask=torch.ones(2, 4)), ValueError, "shape"),
-        (dict(inputs_embeds=torch.ones(2, 3, D), attention_mask=torch.tensor([[1, 1, 0], [0, 0, 0]])), ValueError, "all zeros"),
-        (dict(inputs_embeds=torch.cat((torch.ones(1, 2, D), torch.zeros(1, 1, D)), 1)), ValueError, "without a mask"),
+        (
+            dict(inputs_embeds=torch.ones(2, 3, D), attention_mask=torch.tensor([[1, 1, 0], [0, 0, 0]])),
+            ValueError,
+            "all zeros",
+        ),
+        (
+            dict(inputs_embeds=torch.cat((torch.ones(1, 2, D), torch.zeros(1, 1, D)), 1)),
+            ValueError,
+            "without a mask",
+        ),
         (dict(inputs_embeds=torch.ones(3, D)), ValueError, "shape"),
     ],
 )

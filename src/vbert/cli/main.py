@@ -19,9 +19,12 @@ app = typer.Typer(
 )
 
 InputsArg = Annotated[
-    list[Path], typer.Argument(help="Text files (.txt/.md), folders of them, or JSONL files with a 'text' field.")
+    list[Path],
+    typer.Argument(help="Text files (.txt/.md), folders of them, or JSONL files with a 'text' field."),
 ]
-OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Output file: .npy (plus .ids.json) or .parquet.")]
+OutputOpt = Annotated[
+    Path, typer.Option("--output", "-o", help="Output file: .npy (plus .ids.json) or .parquet.")
+]
 EmbedderOpt = Annotated[
     str, typer.Option(help="'default' (offline multilingual-e5-small), 'minilm', a local folder or a HF id.")
 ]
@@ -38,7 +41,9 @@ def _read_documents(inputs: list[Path]) -> list[tuple[str, str]]:
     documents = []
     for path in inputs:
         try:
-            documents.extend((a.id if a.source != "files" else a.title or a.id, a.text) for a in iter_files(path))
+            documents.extend(
+                (a.id if a.source != "files" else a.title or a.id, a.text) for a in iter_files(path)
+            )
         except (FileNotFoundError, ValueError) as err:
             _fail(str(err))
     if not documents:
@@ -61,7 +66,9 @@ def _write_vectors(output: Path, ids: list[str], vectors: np.ndarray, extra: dic
         columns = {"id": pa.array(ids, pa.string())}
         for key, values in (extra or {}).items():
             columns[key] = pa.array(values)
-        columns["embedding"] = pa.FixedSizeListArray.from_arrays(pa.array(vectors.astype(np.float32).ravel()), dim)
+        columns["embedding"] = pa.FixedSizeListArray.from_arrays(
+            pa.array(vectors.astype(np.float32).ravel()), dim
+        )
         with atomic_path(output) as tmp:
             pq.write_table(pa.table(columns), tmp)
     else:
@@ -74,7 +81,9 @@ def embed(
     inputs: InputsArg,
     output: OutputOpt,
     embedder: EmbedderOpt = "default",
-    chunk_tokens: Annotated[int | None, typer.Option(help="Content tokens per chunk (default: the window).")] = None,
+    chunk_tokens: Annotated[
+        int | None, typer.Option(help="Content tokens per chunk (default: the window).")
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="Chunks per forward pass.")] = 32,
 ) -> None:
     """Texts → chunk embeddings: one row per chunk, with the document id and chunk index."""
@@ -108,9 +117,15 @@ def merge(
         str, typer.Option(help="'default', 'mean', 'mean-weighted', 'truncation', or a merger folder.")
     ] = "default",
     embedder: EmbedderOpt = "default",
-    chunk_tokens: Annotated[int | None, typer.Option(help="Content tokens per chunk (default: the window).")] = None,
-    cache: Annotated[Path | None, typer.Option(help="Chunk cache SQLite file (default under $VBERT_HOME).")] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the chunk cache.")] = False,
+    chunk_tokens: Annotated[
+        int | None, typer.Option(help="Content tokens per chunk (default: the window).")
+    ] = None,
+    cache: Annotated[
+        Path | None, typer.Option(help="Chunk cache SQLite file (default under $VBERT_HOME).")
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Do not read or write the chunk cache.")
+    ] = False,
 ) -> None:
     """Long documents → one vector each (chunk, embed with cache, merge)."""
     from vbert import LongDocumentEncoder, load_embedder, load_merger

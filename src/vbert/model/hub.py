@@ -23,7 +23,9 @@ def export_hub(model: SequenceMergerModel, destination: str | Path) -> Path:
     """
     destination = Path(destination)
     if destination.exists() and any(destination.iterdir()):
-        raise FileExistsError(f"{destination} exists and is not empty; choose a new folder or remove it first")
+        raise FileExistsError(
+            f"{destination} exists and is not empty; choose a new folder or remove it first"
+        )
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
     try:

@@ -258,9 +258,13 @@ class SequenceMergerModel(SequenceMergerPreTrainedModel):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         x = inputs_embeds
         if not isinstance(x, torch.Tensor):
-            raise TypeError(f"inputs_embeds must be a torch.Tensor, got {type(x).__name__}; use merge() for numpy")
+            raise TypeError(
+                f"inputs_embeds must be a torch.Tensor, got {type(x).__name__}; use merge() for numpy"
+            )
         if x.ndim != 3:
-            raise ValueError(f"inputs_embeds must have shape (batch, n_chunks, d_model), got {tuple(x.shape)}")
+            raise ValueError(
+                f"inputs_embeds must have shape (batch, n_chunks, d_model), got {tuple(x.shape)}"
+            )
         if not x.is_floating_point():
             raise TypeError(
                 f"inputs_embeds must be floating point, got {x.dtype}: the merger reads chunk embeddings, not token ids"
@@ -307,7 +311,9 @@ class SequenceMergerModel(SequenceMergerPreTrainedModel):
     def fingerprint(self) -> str:
         """Short sha256 of the config and weights; changes whenever either does."""
         volatile = {"transformers_version", "architectures", "dtype", "torch_dtype", "auto_map"}
-        settings = {k: v for k, v in self.config.to_dict().items() if not k.startswith("_") and k not in volatile}
+        settings = {
+            k: v for k, v in self.config.to_dict().items() if not k.startswith("_") and k not in volatile
+        }
         digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
         for key, tensor in sorted(self.state_dict().items()):
             digest.update(key.encode())
@@ -318,7 +324,9 @@ class SequenceMergerModel(SequenceMergerPreTrainedModel):
         """One sequence (n, d) → one unit vector (d,). ``weights`` are ignored."""
         x = np.asarray(embeddings)
         if x.ndim != 2:
-            raise ValueError(f"expected one sequence of shape (n_chunks, dim), got {x.shape}; use merge_batch")
+            raise ValueError(
+                f"expected one sequence of shape (n_chunks, dim), got {x.shape}; use merge_batch"
+            )
         return self.merge_batch(x[None], np.ones(x.shape[:1], dtype=np.int64)[None])[0]
 
     def merge_batch(
