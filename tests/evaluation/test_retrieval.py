@@ -77,3 +77,29 @@ def test_needles_are_distinct_and_scored(fake_embedder):
     )
     assert set(report["lengths"]) == {"40", "120"}
     assert 0.0 <= report["lengths"]["40"]["mean"]["mean"] <= 1.0
+
+
+def test_suite_runs_every_task_and_formats(fake_embedder):
+    from vbert.evaluation.suite import SIZES, Size, format_markdown, run_retrieval_suite
+
+    SIZES["tiny-test"] = Size(deep_documents=4, needle_documents=3, needle_lengths=(40,), deep_min_tokens=200)
+    try:
+        articles = []
+        for i in range(6):
+            text = _doc(f"s{i}", 12)
+            articles.append(Article(f"en{i}", "en", "", text, "t", "MIT", group=f"g{i}"))
+            articles.append(Article(f"de{i}", "de", "", text + " de", "t", "MIT", group=f"g{i}"))
+        report = run_retrieval_suite(
+            articles,
+            fake_embedder,
+            {"mean": MeanPoolMerger(), "trunc": TruncationBaseline()},
+            size="tiny-test",
+            cache=False,
+        )
+    finally:
+        del SIZES["tiny-test"]
+    assert set(report["tasks"]) == {"deep-paragraph", "cross-lingual", "passkey", "needle"}
+    text = format_markdown(report)
+    assert "Deep-paragraph" in text and "en-de" in text and "| 40 |" in text
+    with pytest.raises(ValueError, match="unknown tasks"):
+        run_retrieval_suite(articles, fake_embedder, {}, tasks=["bogus"])

@@ -1,0 +1,126 @@
+"""The retrieval evaluation suite: all tasks on one held-out split, every method on the same data."""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from vbert.data.article import Article
+from vbert.embedders.base import Embedder
+from vbert.evaluation.needle import LENGTHS, evaluate_needles
+from vbert.evaluation.retrieval import (
+    build_deep_paragraph_task,
+    evaluate_cross_lingual,
+    evaluate_deep_paragraph,
+)
+from vbert.mergers import Merger
+
+TASKS = ("deep-paragraph", "cross-lingual", "passkey", "needle")
+
+
+@dataclass(frozen=True)
+class Size:
+    deep_documents: int | None
+    needle_documents: int
+    needle_lengths: tuple[int, ...]
+    deep_min_tokens: int = 2000
+
+
+SIZES = {
+    "small": Size(deep_documents=40, needle_documents=12, needle_lengths=(256, 512, 1024, 2048, 4096)),
+    "full": Size(deep_documents=None, needle_documents=26, needle_lengths=LENGTHS),
+}
+
+
+def run_retrieval_suite(
+    articles: Sequence[Article],
+    embedder: Embedder,
+    mergers: dict[str, Merger],
+    tasks: Sequence[str] = TASKS,
+    size: str = "small",
+    seed: int = 0,
+    cache: object = None,
+) -> dict:
+    """Run the chosen tasks; returns a JSON-ready report with bootstrap 95% intervals."""
+    unknown = set(tasks) - set(TASKS)
+    if unknown:
+        raise ValueError(f"unknown tasks {sorted(unknown)}; choose from {', '.join(TASKS)}")
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {', '.join(SIZES)}, got {size!r}")
+    plan = SIZES[size]
+    started = time.perf_counter()
+    report: dict = {
+        "size": size,
+        "seed": seed,
+        "articles": len(articles),
+        "embedder": {"name": embedder.name, "fingerprint": embedder.fingerprint},
+        "mergers": {name: merger.fingerprint for name, merger in mergers.items()},
+        "machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()},
+        "tasks": {},
+    }
+    if "deep-paragraph" in tasks:
+        task = build_deep_paragraph_task(
+            articles, embedder, min_tokens=plan.deep_min_tokens, max_documents=plan.deep_documents, seed=seed
+        )
+        report["tasks"]["deep-paragraph"] = evaluate_deep_paragraph(task, embedder, mergers, cache)
+    if "cross-lingual" in tasks:
+        report["tasks"]["cross-lingual"] = evaluate_cross_lingual(articles, embedder, mergers, cache=cache)
+    filler = [a.text for a in articles if a.lang == "en"] or [a.text for a in articles]
+    for kind in ("passkey", "needle"):
+        if kind in tasks:
+            report["tasks"][kind] = evaluate_needles(
+                filler, embedder, mergers, kind, plan.needle_lengths, plan.needle_documents, seed, cache
+            )
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    return report
+
+
+def _cell(stat: dict) -> str:
+    return f"{100 * stat['mean']:.1f} [{100 * stat['ci_low']:.1f}, {100 * stat['ci_high']:.1f}]"
+
+
+def format_markdown(report: dict) -> str:
+    """The report as Markdown tables (percentages with 95% bootstrap intervals)."""
+    lines: list[str] = []
+    tasks = report["tasks"]
+    if "deep-paragraph" in tasks:
+        deep = tasks["deep-paragraph"]
+        lines += [
+            f"### Deep-paragraph retrieval ({deep['documents']} documents, {deep['queries']} queries)",
+            "",
+            "| method | Recall@1 | nDCG@10 | nDCG@10 first | nDCG@10 middle | nDCG@10 last |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, m in deep["methods"].items():
+            bands = [
+                _cell(m["by_position"][b]["ndcg@10"]) if b in m["by_position"] else "–"
+                for b in ("first", "middle", "last")
+            ]
+            lines.append(
+                f"| {name} | {_cell(m['recall@1'])} | {_cell(m['ndcg@10'])} | " + " | ".join(bands) + " |"
+            )
+        lines.append("")
+    if "cross-lingual" in tasks:
+        pairs = tasks["cross-lingual"]["pairs"]
+        names = list(next(iter(pairs.values()))["methods"])
+        lines += ["### Cross-lingual parallel-document retrieval, Recall@1", ""]
+        lines += ["| pair (queries/corpus) | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+        for pair, entry in pairs.items():
+            cells = [_cell(entry["methods"][n]["recall@1"]) for n in names]
+            lines.append(f"| {pair} ({entry['queries']}/{entry['corpus']}) | " + " | ".join(cells) + " |")
+        lines.append("")
+    for kind in ("passkey", "needle"):
+        if kind in tasks:
+            lengths = tasks[kind]["lengths"]
+            names = list(next(iter(lengths.values())))
+            lines += [
+                f"### {kind.capitalize()} retrieval, Acc@1 ({tasks[kind]['documents_per_length']} documents per length)",
+                "",
+            ]
+            lines += ["| tokens | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+            for length, methods in lengths.items():
+                lines.append(f"| {length} | " + " | ".join(_cell(methods[n]) for n in names) + " |")
+            lines.append("")
+    return "\n".join(lines)
