@@ -198,5 +198,12 @@ def export_hub(
     typer.echo(f"exported {source} to {destination}")
 
 
+from vbert.cli import evaluate as _evaluate  # noqa: E402  (sub-apps are mounted after the commands above)
+from vbert.cli import finesse as _finesse  # noqa: E402
+
+app.add_typer(_finesse.app, name="finesse", help="The Finesse benchmark (also the 'finesse' command).")
+app.add_typer(_evaluate.app, name="evaluate")
+
+
 def main() -> None:
     app()

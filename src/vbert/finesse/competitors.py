@@ -1,0 +1,175 @@
+"""Competitors: the models and baselines a benchmark run compares, resolved from the config.
+
+A competitor is either in ``merger`` mode (base embedder + a merger: a trained merger, the
+mean-pool, token-weighted mean-pool or truncation baselines) or in ``native`` mode (an
+embedder run on the joined text). Objects can be injected through the Python API
+(dependency injection), so users benchmark their own models without editing the package;
+in YAML, ``py:module:factory`` or ``py:path/to/file.py:factory`` names a callable that
+returns the object.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vbert.embedders.base import Embedder
+from vbert.finesse.config import PY_SPEC_PREFIX, BenchmarkConfig, CompetitorConfig
+from vbert.mergers import MeanPoolMerger, Merger, TruncationBaseline
+
+
+def resolve_py_spec(spec: str) -> Any:
+    """Call the factory named by ``py:package.module:attr`` or ``py:path/to/file.py:attr``.
+
+    Only use configs you trust: the named code runs, as with any plugin.
+    """
+    target = spec[len(PY_SPEC_PREFIX) :]
+    module_part, sep, attr = target.rpartition(":")
+    if not sep or not module_part or not attr:
+        raise ValueError(f"{spec!r} must look like py:package.module:factory or py:path/to/file.py:factory")
+    if module_part.endswith(".py"):
+        file = Path(module_part).expanduser()
+        if not file.is_file():
+            raise FileNotFoundError(f"{spec!r}: file {file} does not exist")
+        name = "vbert_finesse_plugin_" + hashlib.sha256(str(file.resolve()).encode()).hexdigest()[:12]
+        module = sys.modules.get(name)
+        if module is None:
+            loader_spec = importlib.util.spec_from_file_location(name, file)
+            if loader_spec is None or loader_spec.loader is None:
+                raise ImportError(f"{spec!r}: cannot import {file}")
+            module = importlib.util.module_from_spec(loader_spec)
+            sys.modules[name] = module
+            loader_spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(module_part)
+    factory = getattr(module, attr, None)
+    if factory is None or not callable(factory):
+        raise AttributeError(f"{spec!r}: {module_part} has no callable {attr!r}")
+    return factory()
+
+
+def load_embedder_spec(spec: str) -> Embedder:
+    """An embedder from a config spec: ``default``, ``minilm``, a HF id or folder, or ``py:...``."""
+    if spec.startswith(PY_SPEC_PREFIX):
+        embedder = resolve_py_spec(spec)
+    else:
+        from vbert.embedders import load_embedder
+
+        embedder = load_embedder(spec)
+    return check_embedder(embedder, spec)
+
+
+def load_merger_spec(spec: str) -> Merger:
+    """A merger from a config spec: a saved merger folder, ``default`` or ``py:...``."""
+    if spec.startswith(PY_SPEC_PREFIX):
+        merger = resolve_py_spec(spec)
+    else:
+        import vbert
+
+        merger = vbert.load_merger(spec)
+    return check_merger(merger, spec)
+
+
+def check_embedder(obj: Any, where: str) -> Embedder:
+    """Refuse objects that lack the :class:`~vbert.embedders.base.Embedder` interface."""
+    if not isinstance(obj, Embedder):
+        missing = [a for a in ("name", "dim", "max_tokens", "content_window", "fingerprint", "encode",
+                               "count_tokens", "split") if not hasattr(obj, a)]  # fmt: skip
+        raise TypeError(f"{where}: {type(obj).__name__} is not an Embedder (missing {', '.join(missing)})")
+    return obj
+
+
+def check_merger(obj: Any, where: str) -> Merger:
+    """Refuse objects that lack the :class:`~vbert.mergers.Merger` interface."""
+    if not isinstance(obj, Merger):
+        missing = [a for a in ("name", "fingerprint", "merge", "merge_batch") if not hasattr(obj, a)]
+        raise TypeError(f"{where}: {type(obj).__name__} is not a Merger (missing {', '.join(missing)})")
+    return obj
+
+
+@dataclass
+class Competitor:
+    """A resolved competitor: its config plus the live objects it runs."""
+
+    config: CompetitorConfig
+    merger: Merger | None = None
+    embedder: Embedder | None = None
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def mode(self) -> str:
+        return "native" if self.config.kind == "native" else "merger"
+
+    def describe(self, base_embedder: Embedder | None) -> dict[str, Any]:
+        """Names and fingerprints recorded in manifests and results."""
+        embedder = self.embedder if self.mode == "native" else base_embedder
+        info: dict[str, Any] = {"name": self.name, "kind": self.config.kind, "mode": self.mode}
+        if self.merger is not None:
+            info["merger"] = {"name": str(self.merger.name), "fingerprint": str(self.merger.fingerprint)}
+            if self.config.kind == "merger":
+                info["merger"]["spec"] = self.config.merger_spec
+        if embedder is not None:
+            info["embedder"] = describe_embedder(embedder)
+        if self.mode == "native":
+            info["on_overflow"] = self.config.overflow
+            info["embedder"]["spec"] = self.config.embedder_spec
+        return info
+
+
+def describe_embedder(embedder: Embedder) -> dict[str, Any]:
+    return {
+        "name": str(embedder.name),
+        "fingerprint": str(embedder.fingerprint),
+        "dim": int(embedder.dim),
+        "max_tokens": int(embedder.max_tokens),
+        "content_window": int(embedder.content_window),
+    }
+
+
+def build_competitors(
+    config: BenchmarkConfig,
+    mergers: Mapping[str, Merger] | None = None,
+    native_embedders: Mapping[str, Embedder] | None = None,
+    only: list[str] | None = None,
+) -> list[Competitor]:
+    """Resolve the config's competitors; injected objects (keyed by competitor name) win over specs."""
+    mergers = dict(mergers or {})
+    native_embedders = dict(native_embedders or {})
+    known = {c.name for c in config.competitors}
+    unknown = sorted((set(mergers) | set(native_embedders) | set(only or [])) - known)
+    if unknown:
+        raise KeyError(f"no competitor named {', '.join(unknown)} in the config; it has {sorted(known)}")
+    resolved: list[Competitor] = []
+    for spec in config.competitors:
+        if only and spec.name not in only:
+            continue
+        if spec.kind == "native":
+            injected = native_embedders.get(spec.name)
+            embedder = (
+                check_embedder(injected, spec.name)
+                if injected is not None
+                else load_embedder_spec(spec.embedder_spec)
+            )
+            resolved.append(Competitor(spec, embedder=embedder))
+            continue
+        if spec.name in mergers:
+            merger = check_merger(mergers[spec.name], spec.name)
+        elif spec.kind == "merger":
+            merger = load_merger_spec(spec.merger_spec)
+        elif spec.kind == "mean":
+            merger = MeanPoolMerger(weighted=False)
+        elif spec.kind == "mean-weighted":
+            merger = MeanPoolMerger(weighted=True)
+        else:
+            merger = TruncationBaseline()
+        resolved.append(Competitor(spec, merger=merger))
+    return resolved

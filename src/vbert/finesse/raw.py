@@ -1,0 +1,116 @@
+"""The raw-output folder of one competitor: a JSON manifest plus one ``.npz`` per length.
+
+Layout written by ``finesse generate --output DIR``::
+
+    DIR/_chunks/manifest.json, length_004.npz, ...   shared base-embedder chunk vectors
+    DIR/<competitor>/manifest.json                   config, probes, fingerprints, machine, files
+    DIR/<competitor>/length_004.npz                  rss: chunks, synths (S, L, d), latencies (S,)
+                                                      srs: probe, pos_cos, neg_cos, arrangements
+
+Every length file is listed in the manifest with its SHA-256 and is read only after the
+hash matches and the archive is checked to hold no pickle payload.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vbert.finesse.storage import load_npz, read_json, sha256_file
+
+RAW_FORMAT = "vbert-finesse-raw/1"
+MANIFEST = "manifest.json"
+CHUNK_STORE = "_chunks"
+
+
+class RawOutputError(ValueError):
+    """A raw folder is missing, incomplete, damaged, or belongs to another run."""
+
+
+def length_file(length: int) -> str:
+    return f"length_{length:03d}.npz"
+
+
+@dataclass
+class RawRun:
+    """Read access to one competitor's raw folder."""
+
+    folder: Path
+    manifest: dict[str, Any]
+
+    @classmethod
+    def open(cls, folder: str | Path) -> RawRun:
+        path = Path(folder)
+        manifest_file = path / MANIFEST
+        if not manifest_file.is_file():
+            raise RawOutputError(
+                f"{path} has no {MANIFEST}; point --raw at a competitor folder written by `finesse generate`"
+            )
+        manifest = read_json(manifest_file, "raw manifest")
+        if manifest.get("format") != RAW_FORMAT:
+            raise RawOutputError(
+                f"{manifest_file} has format {manifest.get('format')!r}, expected {RAW_FORMAT!r}"
+            )
+        return cls(path, manifest)
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest["competitor"]["name"])
+
+    @property
+    def metric(self) -> str:
+        return str(self.manifest["metric"])
+
+    @property
+    def lengths(self) -> list[int]:
+        return sorted(int(k) for k in self.manifest["lengths"])
+
+    @property
+    def not_evaluated(self) -> dict[int, str]:
+        return {int(k): str(v) for k, v in self.manifest.get("not_evaluated", {}).items()}
+
+    def require_complete(self) -> None:
+        if not self.manifest.get("complete"):
+            raise RawOutputError(
+                f"{self.folder} is incomplete (generation was interrupted); re-run the same `finesse generate` "
+                "command to finish it"
+            )
+
+    def arrays(self, length: int) -> dict[str, np.ndarray]:
+        """The checked arrays of one length."""
+        entry = self.manifest["lengths"].get(str(length))
+        if entry is None:
+            raise RawOutputError(f"{self.folder} has no length {length}; it has {self.lengths}")
+        file = self.folder / entry["file"]
+        if not file.is_file():
+            raise RawOutputError(f"{file} is missing; re-run `finesse generate` to rebuild it")
+        digest = sha256_file(file)
+        if digest != entry["sha256"]:
+            raise RawOutputError(
+                f"{file} does not match the SHA-256 in its manifest (damaged or edited); re-run `finesse generate`"
+            )
+        return load_npz(file)
+
+
+def find_runs(folder: str | Path) -> list[RawRun]:
+    """The competitor run in ``folder`` itself, or every competitor run directly inside it."""
+    path = Path(folder)
+    if (path / MANIFEST).is_file() and path.name != CHUNK_STORE:
+        return [RawRun.open(path)]
+    if not path.is_dir():
+        raise RawOutputError(
+            f"raw folder {path} does not exist; run `finesse generate --output {path}` first"
+        )
+    runs = [
+        RawRun.open(child)
+        for child in sorted(path.iterdir())
+        if child.is_dir() and child.name != CHUNK_STORE and (child / MANIFEST).is_file()
+    ]
+    if not runs:
+        raise RawOutputError(
+            f"{path} holds no Finesse raw outputs (no */{MANIFEST}); run `finesse generate` first"
+        )
+    return runs
