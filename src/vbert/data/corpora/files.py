@@ -47,7 +47,12 @@ def _iter_one(file: Path, root: Path, lang: str, license: str) -> Iterator[Artic
         text = read_text_file(file)
         if text.strip():
             yield Article(
-                id=_stable_id("files", rel), lang=lang, title=file.stem, text=text, source="files", license=license
+                id=_stable_id("files", rel),
+                lang=lang,
+                title=file.stem,
+                text=text,
+                source="files",
+                license=license,
             )
 
 
@@ -58,7 +63,9 @@ def _iter_jsonl(file: Path, rel: str, lang: str, license: str) -> Iterator[Artic
         try:
             row = json.loads(line)
         except json.JSONDecodeError as err:
-            raise ValueError(f"{file}:{n} is not valid JSON ({err.msg}); each line must be one JSON object") from err
+            raise ValueError(
+                f"{file}:{n} is not valid JSON ({err.msg}); each line must be one JSON object"
+            ) from err
         if not isinstance(row, dict) or not isinstance(row.get("text"), str):
             raise ValueError(f"{file}:{n} has no string field 'text'; each JSONL row needs {{\"text\": ...}}")
         if not row["text"].strip():

@@ -1,0 +1,320 @@
+"""``vbert data``: build the training datasets (article sequences, N-to-1, atomic) and check them.
+
+A thin face over :mod:`vbert.data.datasets`; mount with ``app.add_typer(data.app, name="data")``.
+Every build resumes where it stopped when run again, and runs unchanged under ``torchrun`` or
+``accelerate launch`` (each process embeds its own shards; rank 0 writes the manifest).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(
+    name="data",
+    help="Build training datasets from a corpus with the base embedder, and validate them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Dataset folder (resumed if it holds the same build).")]
+CorpusOpt = Annotated[
+    str, typer.Option(help="'debian' (offline default), 'wikipedia', 'files' (needs --corpus-dir), or a folder.")
+]
+CorpusDirOpt = Annotated[
+    Path | None, typer.Option("--corpus-dir", help="Debian corpus folder, or the folder/JSONL of a files corpus.")
+]
+LangsOpt = Annotated[str | None, typer.Option(help="Languages, comma-separated (e.g. en,ko,fr); default all.")]
+SourcesOpt = Annotated[str | None, typer.Option(help="Debian source families, comma-separated (default all).")]
+MaxArticlesOpt = Annotated[int | None, typer.Option(min=1, help="Use at most this many articles in total.")]
+PerLangOpt = Annotated[int | None, typer.Option(min=1, help="Use at most this many articles per language.")]
+EmbedderOpt = Annotated[
+    str, typer.Option(help="'default' (multilingual-e5-small), 'minilm', a model folder, a hub id, or 'toy'.")
+]
+DeviceOpt = Annotated[str | None, typer.Option(help="Torch device (default: cuda:LOCAL_RANK if CUDA, else CPU).")]
+BatchOpt = Annotated[int, typer.Option(min=1, help="Texts per forward pass.")]
+DtypeOpt = Annotated[str, typer.Option(help="Storage type of the vectors: float16 or float32.")]
+SeedOpt = Annotated[int, typer.Option(help="Seed of the splits and of every sampled window.")]
+ShardOpt = Annotated[int, typer.Option(min=1, help="Consecutive articles per shard.")]
+SplitsOpt = Annotated[
+    str, typer.Option(help="train,validation,test fractions by translation group; 'none' puts all in train.")
+]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace a folder built with other parameters.")]
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+def _listed(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    return items or None
+
+
+def _corpus_factory(
+    corpus: str,
+    corpus_dir: Path | None,
+    langs: str | None,
+    sources: str | None,
+    max_articles: int | None,
+    per_lang: int | None,
+) -> tuple[Callable[[], Iterator[Any]], dict[str, Any]]:
+    """A function that opens the corpus afresh (the atomic build reads it twice) and its description."""
+    from vbert.data.corpora import load_corpus
+
+    wanted = _listed(langs)
+    options: dict[str, Any] = {}
+    if corpus == "debian":
+        options = {"corpus_dir": corpus_dir, "langs": wanted, "sources": _listed(sources)}
+    elif corpus == "wikipedia":
+        options = {"langs": wanted or ["en"], "limit": per_lang}
+    elif corpus == "files":
+        if corpus_dir is None:
+            _fail("--corpus files needs --corpus-dir: a folder of .txt/.md files or a JSONL file")
+        options = {"path": corpus_dir}
+    elif wanted is not None:
+        options = {"langs": wanted}
+
+    def open_corpus() -> Iterator[Any]:
+        articles: Iterable[Any] = load_corpus(corpus, **options)
+        if per_lang is not None and corpus != "wikipedia":
+            articles = _cap_per_language(articles, per_lang)
+        return islice(articles, max_articles)
+
+    description = {
+        "name": corpus,
+        "langs": wanted,
+        "sources": _listed(sources),
+        "max_articles": max_articles,
+        "max_per_lang": per_lang,
+    }
+    return open_corpus, {k: v for k, v in description.items() if v is not None}
+
+
+def _cap_per_language(articles: Iterable[Any], cap: int) -> Iterator[Any]:
+    seen: dict[str, int] = {}
+    for article in articles:
+        if seen.get(article.lang, 0) < cap:
+            seen[article.lang] = seen.get(article.lang, 0) + 1
+            yield article
+
+
+def _load_embedder(name: str, device: str | None) -> Any:
+    if name == "toy":
+        from vbert.data.datasets.toy import ToyEmbedder
+
+        return ToyEmbedder(dim=384, max_tokens=512)
+    import torch
+
+    from vbert.data.datasets.distributed import local_device_index
+    from vbert.embedders import load_embedder
+
+    if device is None and torch.cuda.is_available():
+        device = f"cuda:{local_device_index()}"
+    try:
+        return load_embedder(name, **({"device": device} if device else {}))
+    except (OSError, ValueError, RuntimeError) as err:
+        _fail(f"cannot load the embedder {name!r}: {err}")
+
+
+def _options(
+    splits: str, seed: int, articles_per_shard: int, batch_size: int, dtype: str, overwrite: bool, corpus: dict
+) -> Any:
+    from vbert.data.datasets import CommonOptions
+    from vbert.data.splits import normalize_fractions, split_of
+
+    rule, spec = None, "all train"
+    if splits.strip().lower() != "none":
+        try:
+            fractions = normalize_fractions([float(x) for x in splits.split(",")])
+        except ValueError as err:
+            _fail(f"--splits {splits!r}: {err}")
+        rule = lambda article: split_of(article, seed, fractions)  # noqa: E731
+        spec = f"vbert.data.splits.split_of(seed={seed}, fractions={fractions}) by translation group"
+    try:
+        return CommonOptions(
+            articles_per_shard=articles_per_shard,
+            batch_size=batch_size,
+            dtype=dtype,
+            seed=seed,
+            split_rule=rule,
+            split_spec=spec,
+            overwrite=overwrite,
+            corpus=corpus,
+        )
+    except ValueError as err:
+        _fail(str(err))
+
+
+def _run(build: Callable[[], Any]) -> None:
+    from vbert.data.corpora.store import CorpusIntegrityError
+    from vbert.data.datasets import DatasetError
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("vbert.data.datasets").setLevel(logging.INFO)
+    try:
+        result = build()
+    except (DatasetError, CorpusIntegrityError, FileNotFoundError, NotADirectoryError, ValueError, TypeError) as err:
+        _fail(str(err))
+    rank = os.environ.get("RANK", "0")
+    summary = f"built {len(result.built)} shard(s), reused {len(result.reused)} in {result.seconds:.0f}s"
+    summary += f" ({result.embed_seconds:.0f}s embedding {result.texts_embedded} texts)"
+    if result.manifest is not None:
+        rows = ", ".join(f"{split}: {v['rows']}" for split, v in sorted(result.manifest["splits"].items()))
+        typer.echo(f"{summary}; {result.n_articles} articles -> {rows}; manifest: {result.out_dir / 'manifest.json'}")
+    elif result.pending:
+        typer.echo(f"[rank {rank}] {summary}; waiting for {len(result.pending)} shard(s) of other ranks")
+    else:
+        typer.echo(f"[rank {rank}] {summary}")
+
+
+@app.command()
+def articles(
+    out: OutOpt,
+    corpus: CorpusOpt = "debian",
+    corpus_dir: CorpusDirOpt = None,
+    langs: LangsOpt = None,
+    sources: SourcesOpt = None,
+    max_articles: MaxArticlesOpt = None,
+    max_per_lang: PerLangOpt = None,
+    embedder: EmbedderOpt = "default",
+    device: DeviceOpt = None,
+    chunk_tokens: Annotated[int, typer.Option(min=1, help="Content tokens per chunk.")] = 64,
+    batch_size: BatchOpt = 64,
+    dtype: DtypeOpt = "float16",
+    seed: SeedOpt = 0,
+    articles_per_shard: ShardOpt = 64,
+    splits: SplitsOpt = "0.8,0.1,0.1",
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """One row per article: the embeddings of its consecutive CHUNK_TOKENS-token chunks."""
+    from vbert.data.datasets import build_article_sequences
+
+    open_corpus, description = _corpus_factory(corpus, corpus_dir, langs, sources, max_articles, max_per_lang)
+    options = _options(splits, seed, articles_per_shard, batch_size, dtype, overwrite, description)
+    model = _load_embedder(embedder, device)
+    _run(lambda: build_article_sequences(open_corpus(), model, out, chunk_tokens=chunk_tokens, options=options))
+
+
+@app.command("n-to-1")
+def n_to_one(
+    out: OutOpt,
+    atomic: Annotated[
+        bool, typer.Option("--atomic", help="512-to-1: single-token inputs, span targets (see docs/data.md).")
+    ] = False,
+    max_chunks: Annotated[int, typer.Option(min=1, help="Largest window in chunks (10 for 10-to-1).")] = 10,
+    chunk_tokens: Annotated[int, typer.Option(min=1, help="Content tokens per chunk.")] = 50,
+    min_chunks: Annotated[int, typer.Option(min=1, help="Smallest window in chunks.")] = 2,
+    max_windows_per_article: Annotated[
+        int, typer.Option(min=0, help="Windows drawn per article (0 = all the chosen windows).")
+    ] = 32,
+    windows: Annotated[str, typer.Option(help="'tiled' (one tiling per size) or 'all' windows.")] = "tiled",
+    window_tokens: Annotated[
+        int | None, typer.Option(min=2, help="--atomic: window size in tokens (default: the embedder's window).")
+    ] = None,
+    tree_depth: Annotated[int, typer.Option(min=0, help="--atomic: depth of the binary span tree.")] = 4,
+    min_span: Annotated[int, typer.Option(min=2, help="--atomic: shortest span in tokens.")] = 2,
+    tokens_per_shard: Annotated[int, typer.Option(min=1, help="--atomic: rows per token-table shard.")] = 8192,
+    corpus: CorpusOpt = "debian",
+    corpus_dir: CorpusDirOpt = None,
+    langs: LangsOpt = None,
+    sources: SourcesOpt = None,
+    max_articles: MaxArticlesOpt = None,
+    max_per_lang: PerLangOpt = None,
+    embedder: EmbedderOpt = "default",
+    device: DeviceOpt = None,
+    batch_size: BatchOpt = 64,
+    dtype: DtypeOpt = "float16",
+    seed: SeedOpt = 0,
+    articles_per_shard: ShardOpt = 64,
+    splits: SplitsOpt = "0.8,0.1,0.1",
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Distillation pairs: chunk vectors of a window -> the window text's vector (or, --atomic, tokens -> span)."""
+    from vbert.data.datasets import build_atomic, build_n_to_one
+
+    open_corpus, description = _corpus_factory(corpus, corpus_dir, langs, sources, max_articles, max_per_lang)
+    options = _options(splits, seed, articles_per_shard, batch_size, dtype, overwrite, description)
+    model = _load_embedder(embedder, device)
+    if atomic:
+        _run(
+            lambda: build_atomic(
+                open_corpus,
+                model,
+                out,
+                window_tokens=window_tokens,
+                tree_depth=tree_depth,
+                min_span=min_span,
+                tokens_per_shard=tokens_per_shard,
+                options=options,
+            )
+        )
+    else:
+        _run(
+            lambda: build_n_to_one(
+                open_corpus(),
+                model,
+                out,
+                max_chunks=max_chunks,
+                chunk_tokens=chunk_tokens,
+                min_chunks=min_chunks,
+                max_windows_per_article=max_windows_per_article,
+                windows=windows,
+                options=options,
+            )
+        )
+
+
+@app.command()
+def validate(
+    folder: Annotated[Path, typer.Argument(help="A dataset folder written by `vbert data`.")],
+    checksums: Annotated[
+        bool, typer.Option("--checksums/--sizes-only", help="Verify sha256 of every file (default) or sizes.")
+    ] = True,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Check a dataset folder against its manifest; exit 1 when a file is missing, truncated or corrupted."""
+    from vbert.data.datasets import DatasetValidationError, validate_dataset
+
+    try:
+        report = validate_dataset(folder, checksums=checksums, strict=False)
+    except DatasetValidationError as err:
+        _fail(str(err))
+    summary = {
+        "path": str(report.path),
+        "kind": report.kind,
+        "rows": report.rows,
+        "files": report.files,
+        "bytes": report.bytes,
+        "embedder": report.manifest["embedder"],
+        "params": report.manifest["params"],
+        "corpus_sha256": report.manifest["corpus"]["sha256"],
+        "problems": report.problems,
+    }
+    if json_output:
+        typer.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+    else:
+        rows = ", ".join(f"{split} {n}" for split, n in sorted(report.rows.items()))
+        typer.echo(f"{report.kind} dataset, {report.files} files ({report.bytes / 1e6:.1f} MB), rows: {rows}")
+        typer.echo(f"embedder {report.manifest['embedder']['name']} ({report.manifest['embedder']['fingerprint']})")
+        for problem in report.problems:
+            typer.secho(f"problem: {problem}", fg=typer.colors.RED, err=True)
+        if report.ok:
+            typer.echo("ok: every file matches the manifest")
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
+if __name__ == "__main__":
+    app()

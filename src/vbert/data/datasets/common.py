@@ -1,0 +1,568 @@
+"""Pieces every dataset builder shares: parameters, embedding in length-sorted batches,
+Arrow columns of vectors, corpus slicing and hashing, and the sharded build loop."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from vbert.data.article import Article
+from vbert.data.datasets.distributed import ShardAssignment, assignment_from_environment
+from vbert.data.datasets.shards import (
+    FORMAT_VERSION,
+    DatasetError,
+    IncompleteBuildError,
+    OutputTable,
+    ShardStore,
+    UnitRecord,
+    sha256_json,
+)
+from vbert.embedders.base import Embedder
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float16": pa.float16(), "float32": pa.float32()}
+_SPLIT_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+
+SplitRule = Callable[[Article], str]
+
+
+@dataclass(frozen=True)
+class CommonOptions:
+    """Options every builder takes.
+
+    Attributes:
+        articles_per_shard: consecutive corpus articles per shard; part of the build key, since it
+            decides which articles share a file.
+        batch_size: texts per ``embedder.encode`` batch (not part of the build key).
+        dtype: storage type of the vectors, ``float16`` (default, half the size) or ``float32``.
+        seed: seed of every random choice a builder makes (windows sampled per article).
+        split_rule: maps an article to its split name (``train``/``validation``/``test``); None
+            puts every article in ``train``.
+        split_spec: a description of ``split_rule`` recorded in the manifest and the build key
+            (e.g. ``"vbert.data.splits seed=0 validation=0.05 test=0.05"``).
+        overwrite: replace a folder built with other parameters instead of refusing.
+        corpus: free-form description of the corpus, recorded in the manifest.
+    """
+
+    articles_per_shard: int = 64
+    batch_size: int = 64
+    dtype: str = "float16"
+    seed: int = 0
+    split_rule: SplitRule | None = None
+    split_spec: str = "all train"
+    overwrite: bool = False
+    corpus: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.articles_per_shard < 1:
+            raise ValueError(f"articles_per_shard must be >= 1, got {self.articles_per_shard}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
+        if self.split_rule is not None and self.split_spec == "all train":
+            raise ValueError("a split_rule needs a split_spec describing it; it is recorded in the manifest")
+
+
+@dataclass
+class BuildResult:
+    """What one process did in a build.
+
+    Attributes:
+        out_dir: the dataset folder.
+        manifest: the manifest, when this process wrote it (rank 0 once every shard is done).
+        built: units this process embedded and wrote.
+        reused: units found finished (checksums verified) and skipped.
+        pending: units still missing when this process finished (owned by other ranks).
+        n_articles: articles read from the corpus.
+        seconds: wall time of the whole build in this process.
+        embed_seconds: time spent inside ``embedder.encode``.
+        texts_embedded: texts passed to ``embedder.encode``.
+    """
+
+    out_dir: Path
+    manifest: dict[str, Any] | None
+    built: list[str]
+    reused: list[str]
+    pending: list[str]
+    n_articles: int
+    seconds: float
+    embed_seconds: float
+    texts_embedded: int
+
+
+def embedder_record(embedder: Embedder) -> dict[str, Any]:
+    """What the manifest records about the embedder.
+
+    ``prefix`` is the document prefix the embedder adds (``"passage: "`` for e5); the protocol
+    does not require the attribute, so it is recorded as null for embedders that lack it.
+    """
+    for attr in ("name", "dim", "max_tokens", "content_window", "fingerprint"):
+        if not hasattr(embedder, attr):
+            raise TypeError(
+                f"{type(embedder).__name__} has no attribute {attr!r}: dataset builders need an object "
+                "implementing vbert.embedders.base.Embedder"
+            )
+    prefix = getattr(embedder, "prefix", None)
+    return {
+        "name": str(embedder.name),
+        "fingerprint": str(embedder.fingerprint),
+        "dim": int(embedder.dim),
+        "max_tokens": int(embedder.max_tokens),
+        "content_window": int(embedder.content_window),
+        "prefix": prefix if isinstance(prefix, str) else None,
+    }
+
+
+class EmbeddingMeter:
+    """Embeds texts in batches of similar length and counts the time spent in the embedder."""
+
+    def __init__(self, embedder: Embedder, batch_size: int) -> None:
+        self.embedder = embedder
+        self.batch_size = batch_size
+        self.seconds = 0.0
+        self.texts = 0
+
+    def embed(self, texts: Sequence[str], lengths: Sequence[int]) -> np.ndarray:
+        """float32 (len(texts), dim) vectors of ``texts``; each distinct text is embedded once.
+
+        Texts are sent longest first (padding stays small, and an out-of-memory error shows on the
+        first batch rather than the last); ``lengths`` are their token counts.
+        """
+        if len(texts) != len(lengths):
+            raise ValueError(f"got {len(texts)} texts but {len(lengths)} lengths")
+        dim = int(self.embedder.dim)
+        if not texts:
+            return np.zeros((0, dim), dtype=np.float32)
+        position: dict[str, int] = {}
+        unique_lengths: list[int] = []
+        for text, length in zip(texts, lengths, strict=True):
+            if text not in position:
+                position[text] = len(position)
+                unique_lengths.append(int(length))
+        unique = list(position)
+        order = sorted(range(len(unique)), key=lambda i: (-unique_lengths[i], i))
+        started = time.perf_counter()
+        vectors = self.embedder.encode([unique[i] for i in order], batch_size=self.batch_size)
+        self.seconds += time.perf_counter() - started
+        self.texts += len(unique)
+        vectors = np.asarray(vectors)
+        if vectors.shape != (len(unique), dim):
+            raise DatasetError(
+                f"embedder {self.embedder.name!r} returned an array of shape {vectors.shape} for {len(unique)} "
+                f"texts; the Embedder protocol requires ({len(unique)}, {dim})"
+            )
+        if not np.isfinite(vectors).all():
+            raise DatasetError(f"embedder {self.embedder.name!r} returned NaN or inf values; check the model")
+        by_unique = np.empty_like(vectors, dtype=np.float32)
+        by_unique[order] = vectors
+        return by_unique[[position[t] for t in texts]]
+
+
+def vector_column(vectors: np.ndarray, dtype: str) -> pa.FixedSizeListArray:
+    """(n, d) vectors as an Arrow column of fixed-size lists of ``dtype``."""
+    matrix = np.ascontiguousarray(vectors, dtype=np.float16 if dtype == "float16" else np.float32)
+    n, dim = matrix.shape
+    return pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(n * dim), type=DTYPES[dtype]), dim)
+
+
+def vector_sequence_column(sequences: Sequence[np.ndarray], dim: int, dtype: str) -> pa.ListArray:
+    """Ragged sequences of (n_i, d) vectors as a list column of fixed-size lists."""
+    offsets = np.zeros(len(sequences) + 1, dtype=np.int32)
+    np.cumsum([len(s) for s in sequences], out=offsets[1:])
+    flat = np.concatenate(sequences) if sequences else np.zeros((0, dim), dtype=np.float32)
+    return pa.ListArray.from_arrays(
+        pa.array(offsets, type=pa.int32()), vector_column(flat.reshape(-1, dim), dtype)
+    )
+
+
+def vector_type(dim: int, dtype: str) -> pa.DataType:
+    return pa.list_(DTYPES[dtype], dim)
+
+
+def int_list_column(lists: Sequence[Sequence[int]]) -> pa.ListArray:
+    return pa.array([list(map(int, x)) for x in lists], type=pa.list_(pa.int32()))
+
+
+def seeded_rng(seed: int, key: str) -> np.random.Generator:
+    """A generator that depends only on (seed, key), not on the order articles are processed in."""
+    digest = hashlib.sha256(f"{seed}\x00{key}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:16], "little"))
+
+
+def article_digest(article: Article, split: str) -> bytes:
+    record = [article.id, article.lang, article.title, article.source, article.license, article.group, split]
+    digest = hashlib.sha256("\x00".join(record).encode("utf-8"))
+    digest.update(article.text.encode("utf-8"))
+    return digest.digest()
+
+
+@dataclass(frozen=True)
+class ArticleSlice:
+    """``articles_per_shard`` consecutive corpus articles, with their splits and a content hash."""
+
+    index: int
+    articles: list[Article]
+    splits: list[str]
+    sha256: str
+
+
+class CorpusReader:
+    """Streams a corpus into slices, assigning splits and hashing the whole corpus on the way."""
+
+    def __init__(self, articles: Iterable[Article], options: CommonOptions) -> None:
+        self._articles = articles
+        self._options = options
+        self._corpus_hash = hashlib.sha256()
+        self.n_articles = 0
+        self.split_counts: dict[str, int] = {}
+
+    @property
+    def corpus_sha256(self) -> str:
+        return self._corpus_hash.hexdigest()
+
+    def _split_of(self, article: Article) -> str:
+        if self._options.split_rule is None:
+            return "train"
+        split = self._options.split_rule(article)
+        if not isinstance(split, str) or not _SPLIT_NAME.match(split):
+            raise ValueError(
+                f"the split rule returned {split!r} for article {article.id!r}; split names must be "
+                "non-empty letters, digits or underscores (train, validation, test)"
+            )
+        return split
+
+    def slices(self) -> Iterator[ArticleSlice]:
+        size = self._options.articles_per_shard
+        batch: list[Article] = []
+        splits: list[str] = []
+        digest = hashlib.sha256()
+        index = 0
+        ids_in_slice: set[str] = set()  # per slice: a corpus-wide set would grow with the corpus
+        for article in self._articles:
+            if not isinstance(article, Article):
+                raise TypeError(
+                    f"the corpus yielded a {type(article).__name__}; it must yield vbert Article records"
+                )
+            if article.id in ids_in_slice:
+                raise ValueError(
+                    f"article id {article.id!r} occurs twice in the corpus; ids must be unique (dataset rows "
+                    "are keyed by them)"
+                )
+            ids_in_slice.add(article.id)
+            split = self._split_of(article)
+            one = article_digest(article, split)
+            digest.update(one)
+            self._corpus_hash.update(one)
+            batch.append(article)
+            splits.append(split)
+            self.n_articles += 1
+            self.split_counts[split] = self.split_counts.get(split, 0) + 1
+            if len(batch) == size:
+                yield ArticleSlice(index, batch, splits, digest.hexdigest())
+                batch, splits, digest, index = [], [], hashlib.sha256(), index + 1
+                ids_in_slice = set()
+        if batch:
+            yield ArticleSlice(index, batch, splits, digest.hexdigest())
+
+
+def split_outputs(
+    columns: dict[str, list[Any] | pa.Array], splits: Sequence[str], schema: pa.Schema, unit_index: int
+) -> list[OutputTable]:
+    """One ``data/<split>-<index>.parquet`` table per split present in the rows, rows kept in order."""
+    arrays = [
+        columns[f.name] if isinstance(columns[f.name], pa.Array) else pa.array(columns[f.name], type=f.type)
+        for f in schema
+    ]
+    table = pa.Table.from_arrays(arrays, schema=schema)
+    split_array = np.asarray(splits, dtype=object)
+    outputs = []
+    for split in sorted(set(splits)):
+        rows = np.flatnonzero(split_array == split)
+        outputs.append(
+            OutputTable(f"data/{split}-{unit_index:05d}.parquet", split, table.take(pa.array(rows)))
+        )
+    return outputs
+
+
+def build_key(kind: str, embedder: dict[str, Any], params: dict[str, Any], options: CommonOptions) -> str:
+    return sha256_json(
+        {
+            "format_version": FORMAT_VERSION,
+            "kind": kind,
+            "embedder": embedder,
+            "params": params,
+            "seed": options.seed,
+            "dtype": options.dtype,
+            "articles_per_shard": options.articles_per_shard,
+            "split_spec": options.split_spec,
+        }
+    )
+
+
+def manifest_header(
+    kind: str, key: str, embedder: dict[str, Any], params: dict[str, Any], options: CommonOptions
+) -> dict[str, Any]:
+    return {
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "build_key": key,
+        "embedder": embedder,
+        "params": params,
+        "seed": options.seed,
+        "dtype": options.dtype,
+        "articles_per_shard": options.articles_per_shard,
+        "split_spec": options.split_spec,
+        "text_prefix": embedder["prefix"],
+    }
+
+
+def finalize(
+    store: ShardStore,
+    units: list[tuple[str, str]],
+    header: dict[str, Any],
+    corpus: dict[str, Any],
+    card: Callable[[dict[str, Any]], str],
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """On rank 0, after every rank is done: verify all units and write the manifest.
+
+    Returns (manifest or None, units still missing). With a process group a missing unit is an
+    error (a rank failed); with hand-started ranks the others may simply still be running.
+    """
+    store.assignment.barrier()
+    if not store.assignment.is_main:
+        return None, []
+    records, missing = store.check_units(units)
+    if missing:
+        if store.assignment.world_size > 1 and not store.assignment.synchronized:
+            log.warning(
+                "manifest not written yet: %d shard(s) of other ranks are not finished (%s); once every rank is "
+                "done, run the same command without RANK/WORLD_SIZE to verify them and write the manifest",
+                len(missing),
+                ", ".join(missing[:5]),
+            )
+            return None, missing
+        raise IncompleteBuildError(
+            f"{len(missing)} shard(s) are missing or failed their checksum ({', '.join(missing[:5])}); "
+            "run the same command again to build them (finished shards are kept)"
+        )
+    store.remove_stale(records)
+    manifest = dict(header)
+    manifest["corpus"] = corpus
+    manifest["shards"] = [_shard_entry(r) for r in records]
+    manifest["splits"] = _file_totals(records, data=True)
+    manifest["tables"] = _file_totals(records, data=False)
+    manifest["stats"] = _stat_totals(records)
+    store.write_manifest(manifest, card(manifest))
+    return manifest, []
+
+
+def _shard_entry(record: UnitRecord) -> dict[str, Any]:
+    return {
+        "unit": record.unit,
+        "input_sha256": record.input_sha256,
+        "files": [f.to_dict() for f in record.files],
+        "stats": record.stats,
+    }
+
+
+def _file_totals(records: list[UnitRecord], data: bool) -> dict[str, dict[str, Any]]:
+    """Rows, files and bytes per split (``data=True``: files under data/) or per other table folder."""
+    totals: dict[str, dict[str, Any]] = {}
+    for record in records:
+        for f in record.files:
+            folder = f.path.split("/", 1)[0]
+            if (folder == "data") != data:
+                continue
+            entry = totals.setdefault(f.split if data else folder, {"rows": 0, "files": 0, "bytes": 0})
+            entry["rows"] += f.rows
+            entry["files"] += 1
+            entry["bytes"] += f.bytes
+    return totals
+
+
+def _stat_totals(records: list[UnitRecord]) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for record in records:
+        for name, value in record.stats.items():
+            totals[name] = totals.get(name, 0) + value
+    return totals
+
+
+def run_units(
+    store: ShardStore,
+    units: Iterable[tuple[str, str, Callable[[], tuple[list[OutputTable], dict[str, int]]]]],
+    built: list[str],
+    reused: list[str],
+    expected: list[tuple[str, str]],
+    start_index: int = 0,
+) -> None:
+    """Build the units this rank owns and has not finished yet.
+
+    ``units`` yields (name, input sha256, make) where ``make()`` returns the unit's tables and
+    stats; units are numbered from ``start_index`` for the round-robin rank assignment.
+    """
+    for offset, (unit, input_sha, make) in enumerate(units):
+        expected.append((unit, input_sha))
+        if not store.assignment.owns(start_index + offset):
+            continue
+        if store.is_complete(unit, input_sha):
+            reused.append(unit)
+            log.info("shard %s is finished, skipped", unit)
+            continue
+        outputs, stats = make()
+        store.write_unit(unit, input_sha, outputs, stats)
+        built.append(unit)
+        log.info(
+            "shard %s written (%s)", unit, ", ".join(f"{o.split}: {o.table.num_rows} rows" for o in outputs)
+        )
+
+
+def make_store(
+    out_dir: str | Path, key: str, options: CommonOptions, assignment: ShardAssignment | None
+) -> ShardStore:
+    return ShardStore(out_dir, key, assignment or assignment_from_environment(), overwrite=options.overwrite)
+
+
+def require_articles(n_articles: int, kind: str) -> None:
+    if n_articles == 0:
+        raise DatasetError(
+            f"the corpus yielded no articles, so there is nothing to build for the {kind} dataset: check the "
+            "corpus name, --langs and that the corpus was fetched (`vbert corpus fetch debian`)"
+        )
+
+
+def merge_blank_pieces(pieces: Sequence[str], blank: Sequence[bool]) -> list[str]:
+    """Glue pieces that hold no token (whitespace) onto their neighbour, so no text is lost.
+
+    A blank piece joins the piece before it (the next one when it comes first); joined, the
+    result still covers the whole text, and every piece keeps at least one token.
+    """
+    merged: list[str] = []
+    leading = ""
+    for piece, is_blank in zip(pieces, blank, strict=True):
+        if is_blank:
+            if merged:
+                merged[-1] += piece
+            else:
+                leading += piece
+        else:
+            merged.append(leading + piece)
+            leading = ""
+    return merged
+
+
+def dataset_card(
+    manifest: dict[str, Any], title: str, summary: str, columns: dict[str, str], extra_configs: dict[str, str]
+) -> str:
+    """A Hugging Face dataset card: YAML ``configs`` (so ``load_dataset(folder)`` finds the splits) + a summary."""
+    lines = ["---", "configs:", "- config_name: default", "  data_files:"]
+    for split in sorted(manifest["splits"]):
+        lines += [f"  - split: {split}", f"    path: data/{split}-*.parquet"]
+    for name, pattern in extra_configs.items():
+        lines += [f"- config_name: {name}", "  data_files:", "  - split: train", f"    path: {pattern}"]
+    embedder = manifest["embedder"]
+    lines += [
+        "---",
+        "",
+        f"# {title}",
+        "",
+        summary,
+        "",
+        "Built by `vbert`; every parameter below is also in `manifest.json`, with the sha256 of each file.",
+        "",
+        f"- embedder: `{embedder['name']}` (fingerprint `{embedder['fingerprint']}`, dim {embedder['dim']}, "
+        f"document prefix {embedder['prefix']!r})",
+        f"- parameters: `{canonical_params(manifest['params'])}`",
+        f"- vectors stored as {manifest['dtype']}, seed {manifest['seed']}, splits: {manifest['split_spec']}",
+        f"- corpus: {manifest['corpus'].get('n_articles', 0)} articles, sha256 `{manifest['corpus']['sha256']}`",
+        "- rows: " + ", ".join(f"{s} {v['rows']}" for s, v in sorted(manifest["splits"].items())),
+        "",
+        "| column | meaning |",
+        "|---|---|",
+        *(f"| `{name}` | {meaning} |" for name, meaning in columns.items()),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def canonical_params(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
+
+
+UnitMaker = Callable[[], tuple[list[OutputTable], dict[str, int]]]
+
+
+def sharded_build(
+    *,
+    kind: str,
+    articles: Iterable[Article],
+    embedder: Embedder,
+    out_dir: str | Path,
+    params: dict[str, Any],
+    options: CommonOptions,
+    assignment: ShardAssignment | None,
+    make_slice: Callable[[ArticleSlice, EmbeddingMeter], tuple[list[OutputTable], dict[str, int]]],
+    card: Callable[[dict[str, Any]], str],
+    leading_units: Callable[[EmbeddingMeter], list[tuple[str, str, UnitMaker]]] | None = None,
+    slice_salt: str = "",
+    manifest_extra: dict[str, Any] | None = None,
+) -> BuildResult:
+    """The build loop shared by every dataset: stream slices, build owned unfinished units, finalize.
+
+    ``leading_units`` (built before the article slices, numbered first) serve datasets with a
+    table that is not per article (the token table of the atomic dataset); ``slice_salt`` enters
+    each slice unit's input hash when its content depends on more than its articles;
+    ``manifest_extra`` holds facts about the corpus to record that are not parameters.
+    """
+    started = time.perf_counter()
+    info = embedder_record(embedder)
+    key = build_key(kind, info, params, options)
+    store = make_store(out_dir, key, options, assignment)
+    meter = EmbeddingMeter(embedder, options.batch_size)
+    reader = CorpusReader(articles, options)
+    built: list[str] = []
+    reused: list[str] = []
+    expected: list[tuple[str, str]] = []
+    first = leading_units(meter) if leading_units is not None else []
+    run_units(store, first, built, reused, expected)
+
+    def slice_units() -> Iterator[tuple[str, str, UnitMaker]]:
+        for piece in reader.slices():
+            input_sha = hashlib.sha256(f"{piece.sha256}{slice_salt}".encode()).hexdigest()
+            yield f"data-{piece.index:05d}", input_sha, lambda piece=piece: make_slice(piece, meter)
+
+    run_units(store, slice_units(), built, reused, expected, start_index=len(first))
+    require_articles(reader.n_articles, kind)
+    corpus = dict(options.corpus)
+    corpus.update(
+        {
+            "sha256": reader.corpus_sha256,
+            "n_articles": reader.n_articles,
+            "articles_per_split": reader.split_counts,
+        }
+    )
+    header = manifest_header(kind, key, info, params, options)
+    header.update(manifest_extra or {})
+    manifest, pending = finalize(store, expected, header, corpus, card)
+    return BuildResult(
+        out_dir=store.root,
+        manifest=manifest,
+        built=built,
+        reused=reused,
+        pending=pending,
+        n_articles=reader.n_articles,
+        seconds=time.perf_counter() - started,
+        embed_seconds=meter.seconds,
+        texts_embedded=meter.texts,
+    )

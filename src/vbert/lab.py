@@ -1,0 +1,445 @@
+"""``vbert lab``: a local web page that computes Anatomy Laboratory matrices live.
+
+Paste a text (cut into chunks with the embedder's tokenizer) or several chunks, choose an
+embedder and a merger, and see the Top-Down and Bottom-Up similarity matrices of that one
+sample, with the memory/noise split of each row, its quartiles and gap, exactly as the
+Finesse benchmark scores them (:mod:`vbert.finesse.scoring`).
+
+The server is Python's standard ``http.server`` and binds to 127.0.0.1 by default. JSON API:
+
+* ``GET /api/options``: the embedders, mergers, formulas and limits the page offers;
+* ``POST /api/analyze`` (``Content-Type: application/json``): ``{"text": ...}`` or
+  ``{"chunks": [...]}`` plus ``embedder``, ``merger``, ``chunk_tokens``, ``formula``,
+  ``score_version``, ``chunk_space``; answers the matrix and per-row quartiles, or
+  ``{"error": message, "field": name}`` with status 400/413/415/422.
+
+Requests whose ``Host`` is not a loopback name are refused while the server is bound to
+loopback (DNS-rebinding protection), and analyses run one at a time.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from vbert.embedders.base import Embedder
+from vbert.mergers import Merger
+
+NATIVE = "native"
+DEFAULT_EMBEDDERS = ("default", "minilm")
+DEFAULT_MERGERS = ("mean", "mean-weighted", "truncation", NATIVE)
+FORMULAS = ("q1q3", "q2q2")
+SCORE_VERSIONS = ("balanced", "sum")
+CHUNK_SPACES = ("base", "merger")
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+CSP = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'"
+)
+
+
+class LabInputError(ValueError):
+    """Bad input to the lab: ``message`` says what and how to fix it; ``field`` names the input."""
+
+    def __init__(self, message: str, field: str | None = None, status: int = HTTPStatus.BAD_REQUEST) -> None:
+        super().__init__(message)
+        self.field = field
+        self.status = int(status)
+
+
+@dataclass(frozen=True)
+class LabLimits:
+    """Input size limits (keep one request to a few seconds of CPU)."""
+
+    max_text_chars: int = 100_000
+    max_chunks: int = 64
+    min_chunks: int = 3
+    min_chunk_tokens: int = 4
+    max_body_bytes: int = 1_000_000
+
+
+@dataclass
+class Lab:
+    """Embedders and mergers by name (factories, loaded on first use) and the analysis itself.
+
+    ``mergers`` maps names to factories; the name ``native`` (when ``native=True``) is the
+    embedder itself run on the joined prefix texts, as in the benchmark's native mode.
+    """
+
+    embedders: Mapping[str, Callable[[], Embedder]]
+    mergers: Mapping[str, Callable[[], Merger]]
+    native: bool = True
+    limits: LabLimits = field(default_factory=LabLimits)
+    default_chunk_tokens: int = 64
+    _loaded: dict[tuple[str, str], Any] = field(default_factory=dict, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.embedders:
+            raise ValueError("the lab needs at least one embedder")
+        if not self.mergers and not self.native:
+            raise ValueError("the lab needs at least one merger (or native=True)")
+
+    def merger_names(self) -> list[str]:
+        return [*self.mergers, *([NATIVE] if self.native and NATIVE not in self.mergers else [])]
+
+    def options(self) -> dict[str, Any]:
+        """What the page offers (names, formulas, limits, defaults)."""
+        return {
+            "embedders": list(self.embedders),
+            "mergers": self.merger_names(),
+            "formulas": list(FORMULAS),
+            "score_versions": list(SCORE_VERSIONS),
+            "chunk_spaces": list(CHUNK_SPACES),
+            "limits": {
+                "max_text_chars": self.limits.max_text_chars,
+                "max_chunks": self.limits.max_chunks,
+                "min_chunks": self.limits.min_chunks,
+                "min_chunk_tokens": self.limits.min_chunk_tokens,
+                "max_body_bytes": self.limits.max_body_bytes,
+            },
+            "defaults": {
+                "embedder": next(iter(self.embedders)),
+                "merger": self.merger_names()[0],
+                "chunk_tokens": self.default_chunk_tokens,
+                "formula": "q1q3",
+                "score_version": "balanced",
+                "chunk_space": "base",
+            },
+        }
+
+    def _get(self, kind: str, name: str, factories: Mapping[str, Callable[[], Any]]) -> Any:
+        key = (kind, name)
+        if key not in self._loaded:
+            try:
+                self._loaded[key] = factories[name]()
+            except Exception as err:  # any loader failure becomes a message in the page
+                raise LabInputError(
+                    f"the {kind} {name!r} cannot be loaded here: {err}", kind, HTTPStatus.UNPROCESSABLE_ENTITY
+                ) from err
+        return self._loaded[key]
+
+    def analyze(self, request: Any) -> dict[str, Any]:
+        """Validate a request, embed, merge every prefix and return the sample's matrices."""
+        if not isinstance(request, dict):
+            raise LabInputError("the request body must be a JSON object")
+        known = {
+            "text",
+            "chunks",
+            "embedder",
+            "merger",
+            "chunk_tokens",
+            "formula",
+            "score_version",
+            "chunk_space",
+        }
+        unknown = sorted(set(request) - known)
+        if unknown:
+            raise LabInputError(
+                f"unknown field(s) {', '.join(unknown)}; the API accepts {sorted(known)}", unknown[0]
+            )
+        defaults = self.options()["defaults"]
+        embedder_name = _choice(request, "embedder", list(self.embedders), defaults["embedder"])
+        merger_name = _choice(request, "merger", self.merger_names(), defaults["merger"])
+        formula = _choice(request, "formula", list(FORMULAS), "q1q3")
+        version = _choice(request, "score_version", list(SCORE_VERSIONS), "balanced")
+        chunk_space = _choice(request, "chunk_space", list(CHUNK_SPACES), "base")
+        texts_given = request.get("text") is not None
+        chunks_given = request.get("chunks") is not None
+        if texts_given == chunks_given:
+            raise LabInputError(
+                "send either 'text' (cut into chunks for you) or 'chunks' (a list of texts)", "text"
+            )
+        with self._lock:
+            embedder = self._get("embedder", embedder_name, self.embedders)
+            if texts_given:
+                chunks = self._cut(request, embedder)
+            else:
+                chunks = self._check_chunks(request["chunks"], embedder)
+            return self._compute(chunks, embedder, merger_name, formula, version, chunk_space)
+
+    def _cut(self, request: dict[str, Any], embedder: Embedder) -> list[str]:
+        text = request["text"]
+        if not isinstance(text, str):
+            raise LabInputError("'text' must be a string", "text")
+        text = text.strip()
+        if not text:
+            raise LabInputError("The text is empty: paste a document (at least three chunks long).", "text")
+        limit = self.limits.max_text_chars
+        if len(text) > limit:
+            raise LabInputError(
+                f"The text has {len(text):,} characters; the lab takes at most {limit:,}. Paste a shorter part.",
+                "text",
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            )
+        tokens = request.get("chunk_tokens", self.default_chunk_tokens)
+        window = int(embedder.content_window)
+        low = self.limits.min_chunk_tokens
+        if isinstance(tokens, bool) or not isinstance(tokens, int) or not low <= tokens <= window:
+            raise LabInputError(
+                f"Tokens per chunk must be a whole number from {low} to {window} (the window of {embedder.name}), "
+                f"got {tokens!r}.",
+                "chunk_tokens",
+            )
+        chunks = [c for c in embedder.split(text, tokens) if c.strip()]
+        lo, hi = self.limits.min_chunks, self.limits.max_chunks
+        if len(chunks) < lo:
+            raise LabInputError(
+                f"The text gives {len(chunks)} chunk(s) of up to {tokens} tokens; a sample needs at least {lo}. "
+                "Paste more text or lower the tokens per chunk.",
+                "text",
+            )
+        if len(chunks) > hi:
+            raise LabInputError(
+                f"The text gives {len(chunks)} chunks of up to {tokens} tokens; the lab shows at most {hi}. "
+                "Shorten the text or raise the tokens per chunk.",
+                "text",
+            )
+        return chunks
+
+    def _check_chunks(self, chunks: Any, embedder: Embedder) -> list[str]:
+        if not isinstance(chunks, list) or not all(isinstance(c, str) for c in chunks):
+            raise LabInputError("'chunks' must be a list of strings", "chunks")
+        cleaned = [c.strip() for c in chunks if c.strip()]
+        lo, hi = self.limits.min_chunks, self.limits.max_chunks
+        if not cleaned:
+            raise LabInputError(
+                "The chunks are empty: paste at least three paragraphs separated by blank lines.", "text"
+            )
+        if len(cleaned) < lo:
+            raise LabInputError(
+                f"Got {len(cleaned)} non-empty chunk(s); a sample needs at least {lo}. "
+                "Separate paragraphs with a blank line, or let the lab cut the text.",
+                "text",
+            )
+        if len(cleaned) > hi:
+            raise LabInputError(
+                f"Got {len(cleaned)} chunks; the lab shows at most {hi}. Remove some.", "text"
+            )
+        total = sum(len(c) for c in cleaned)
+        if total > self.limits.max_text_chars:
+            raise LabInputError(
+                f"The chunks have {total:,} characters; the lab takes at most {self.limits.max_text_chars:,}.",
+                "text",
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            )
+        window = int(embedder.content_window)
+        for index, chunk in enumerate(cleaned):
+            count = embedder.count_tokens(chunk)
+            if count > window:
+                raise LabInputError(
+                    f"Chunk {index} has {count} tokens, more than the {window}-token window of {embedder.name}, "
+                    "which would cut it silently. Split it, or let the lab cut the text.",
+                    "text",
+                )
+        return cleaned
+
+    def _compute(
+        self,
+        chunks: list[str],
+        embedder: Embedder,
+        merger_name: str,
+        formula: str,
+        version: str,
+        chunk_space: str,
+    ) -> dict[str, Any]:
+        from vbert.finesse.batching import prefix_merges, single_merges
+        from vbert.finesse.leaderboard import sample_anatomy
+        from vbert.finesse.scoring import similarity_matrix
+
+        token_counts = np.array([embedder.count_tokens(c) for c in chunks], dtype=np.int64)
+        start = time.perf_counter()
+        vectors = np.asarray(embedder.encode(chunks), dtype=np.float32)
+        embed_ms = (time.perf_counter() - start) * 1000.0
+        if merger_name == NATIVE and NATIVE not in self.mergers:
+            prefixes = [" ".join(chunks[: i + 1]) for i in range(len(chunks))]
+            longest = embedder.count_tokens(prefixes[-1])
+            if longest > embedder.content_window:
+                raise LabInputError(
+                    f"The joined text has {longest} tokens, more than the {embedder.content_window}-token window of "
+                    f"{embedder.name}: native mode cannot embed it whole. Use fewer or shorter chunks, or a merger.",
+                    "merger",
+                )
+            start = time.perf_counter()
+            synths = np.asarray(embedder.encode(prefixes), dtype=np.float32)
+            merge_ms = (time.perf_counter() - start) * 1000.0
+            chunk_vectors, space = vectors, NATIVE
+            merger_info = {"name": NATIVE, "fingerprint": str(embedder.fingerprint)}
+        else:
+            merger = self._get("merger", merger_name, self.mergers)
+            start = time.perf_counter()
+            synths = prefix_merges(merger, vectors, token_counts)
+            merge_ms = (time.perf_counter() - start) * 1000.0
+            chunk_vectors = vectors if chunk_space == "base" else single_merges(merger, vectors, token_counts)
+            space = chunk_space
+            merger_info = {"name": str(merger.name), "fingerprint": str(merger.fingerprint)}
+        sim = similarity_matrix(chunk_vectors, synths)
+        detail = sample_anatomy(sim, formula, version)
+        return {
+            "chunks": [
+                {"index": i, "text": c, "tokens": int(n)}
+                for i, (c, n) in enumerate(zip(chunks, token_counts, strict=True))
+            ],
+            "matrix": np.round(sim, 6).tolist(),
+            **detail,
+            "formula": formula,
+            "score_version": version,
+            "chunk_space": space,
+            "embedder": {"name": str(embedder.name), "fingerprint": str(embedder.fingerprint)},
+            "merger": merger_info,
+            "timings_ms": {"embed": round(embed_ms, 3), "merge_prefixes": round(merge_ms, 3)},
+        }
+
+
+def _choice(request: dict[str, Any], key: str, allowed: Sequence[str], default: str) -> str:
+    value = request.get(key, default)
+    if value not in allowed:
+        raise LabInputError(
+            f"Unknown {key.replace('_', ' ')} {value!r}; choose one of {', '.join(allowed)}.", key
+        )
+    return str(value)
+
+
+def spec_factories(
+    embedder_specs: Sequence[str], merger_specs: Sequence[str]
+) -> tuple[dict[str, Callable[[], Embedder]], dict[str, Callable[[], Merger]]]:
+    """Loader factories for embedder and merger specs as the benchmark config accepts them
+    (``default``, ``minilm``, a folder, ``py:module:factory``; mergers also ``mean``,
+    ``mean-weighted``, ``truncation``); ``native`` is left to the lab itself."""
+    from vbert.finesse.competitors import load_embedder_spec, load_merger_spec
+
+    embedders = {spec: (lambda s=spec: load_embedder_spec(s)) for spec in embedder_specs}
+    mergers = {spec: (lambda s=spec: load_merger_spec(s)) for spec in merger_specs if spec != NATIVE}
+    return embedders, mergers
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or address) stays on this machine."""
+    if host.strip("[]").lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class LabServer(ThreadingHTTPServer):
+    """The lab's HTTP server; ``lab`` does the work, ``page`` is the rendered HTML."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], lab: Lab, quiet: bool = False) -> None:
+        from vbert.finesse.leaderboard import SITE_ASSETS, render_page
+
+        self.lab = lab
+        self.quiet = quiet
+        self.loopback_only = is_loopback(address[0])
+        self.page = render_page("lab.html", "vbert lab", lab.options(), (*SITE_ASSETS, "lab.js")).encode(
+            "utf-8"
+        )
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, _Handler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        shown = f"[{host}]" if ":" in str(host) else str(host)
+        return f"http://{shown}:{port}/"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: LabServer
+    server_version = "vbert-lab"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if not self.server.quiet:
+            super().log_message(format, *args)
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Security-Policy", CSP)
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Referrer-Policy", "no-referrer")
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, status: int, payload: Any) -> None:
+        self._send(
+            status, json.dumps(payload, allow_nan=False).encode("utf-8"), "application/json; charset=utf-8"
+        )
+
+    def _error(self, status: int, message: str, field_name: str | None = None) -> None:
+        self._json(status, {"error": message, "field": field_name})
+
+    def _host_allowed(self) -> bool:
+        if not self.server.loopback_only:
+            return True
+        host = self.headers.get("Host", "")
+        name = urlsplit(f"//{host}").hostname or ""
+        return is_loopback(name)
+
+    def do_GET(self) -> None:
+        if not self._host_allowed():
+            return self._error(HTTPStatus.FORBIDDEN, "requests must address the lab by a loopback name")
+        path = urlsplit(self.path).path
+        if path in ("/", "/index.html"):
+            return self._send(HTTPStatus.OK, self.server.page, "text/html; charset=utf-8")
+        if path == "/api/options":
+            return self._json(HTTPStatus.OK, self.server.lab.options())
+        return self._error(
+            HTTPStatus.NOT_FOUND, f"no page at {path}; open / or call /api/options, /api/analyze"
+        )
+
+    def do_POST(self) -> None:
+        if not self._host_allowed():
+            return self._error(HTTPStatus.FORBIDDEN, "requests must address the lab by a loopback name")
+        if urlsplit(self.path).path != "/api/analyze":
+            return self._error(HTTPStatus.NOT_FOUND, "POST to /api/analyze")
+        content_type = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            return self._error(
+                HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send the request as Content-Type: application/json"
+            )
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            return self._error(HTTPStatus.LENGTH_REQUIRED, "the request needs a Content-Length header")
+        limit = self.server.lab.limits.max_body_bytes
+        if length > limit:
+            self.close_connection = True
+            return self._error(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                f"The request has {length:,} bytes; the lab takes at most {limit:,}. Paste a shorter text.",
+                "text",
+            )
+        try:
+            request = json.loads(self.rfile.read(length).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            return self._error(HTTPStatus.BAD_REQUEST, f"the request body is not valid JSON ({err})")
+        try:
+            result = self.server.lab.analyze(request)
+        except LabInputError as err:
+            return self._error(err.status, str(err), err.field)
+        except ValueError as err:  # an embedder or merger refusing its input: say why
+            return self._error(HTTPStatus.UNPROCESSABLE_ENTITY, f"the analysis failed: {err}")
+        return self._json(HTTPStatus.OK, result)
+
+
+def make_server(lab: Lab, host: str = "127.0.0.1", port: int = 8765, quiet: bool = False) -> LabServer:
+    """A lab server bound to ``host:port`` (port 0 = any free port); call ``serve_forever()``."""
+    return LabServer((host, port), lab, quiet=quiet)

@@ -1,0 +1,94 @@
+"""``vbert data``: the sub-commands build, resume and validate, and fail with clear messages."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from vbert.cli.data import app
+from vbert.data.datasets import load_pairs, load_sequences
+from vbert.data.datasets.toy import toy_articles
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def text_folder(tmp_path):
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    for article in toy_articles(6, min_words=40, max_words=200):
+        (folder / f"{article.id.replace(':', '_')}.txt").write_text(article.text, encoding="utf-8")
+    return folder
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_articles_build_then_resume(tmp_path, text_folder):
+    out = tmp_path / "seq"
+    common = ["--out", str(out), "--corpus", "files", "--corpus-dir", str(text_folder), "--embedder", "toy"]
+    first = invoke("articles", *common, "--chunk-tokens", "16", "--articles-per-shard", "4")
+    assert first.exit_code == 0, first.output
+    assert "built 2 shard(s), reused 0" in first.output and "6 articles" in first.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["corpus"]["name"] == "files" and manifest["params"]["chunk_tokens"] == 16
+    assert manifest["split_spec"].startswith("vbert.data.splits.split_of(seed=0")
+    again = invoke("articles", *common, "--chunk-tokens", "16", "--articles-per-shard", "4")
+    assert "built 0 shard(s), reused 2" in again.output
+    changed = runner.invoke(app, ["articles", *common, "--chunk-tokens", "20", "--articles-per-shard", "4"])
+    assert changed.exit_code == 2 and "other parameters" in changed.output
+    split = sorted(manifest["splits"])[0]
+    row = load_sequences(out, split=split, cache_dir=tmp_path / "hf")[0]
+    assert row["inputs"].shape == (row["length"], 384)
+
+
+def test_n_to_1_and_atomic_build_and_validate(tmp_path, text_folder):
+    corpus = ["--corpus", "files", "--corpus-dir", str(text_folder), "--embedder", "toy", "--splits", "none"]
+    pairs = invoke("n-to-1", "--out", str(tmp_path / "pairs"), *corpus, "--max-chunks", "4", "--chunk-tokens", "12")
+    assert pairs.exit_code == 0, pairs.output
+    row = load_pairs(tmp_path / "pairs", cache_dir=tmp_path / "hf")[0]
+    assert 2 <= row["length"] <= 4 and row["target"].shape == (384,)
+    atomic = invoke("n-to-1", "--atomic", "--out", str(tmp_path / "atomic"), *corpus, "--window-tokens", "32")
+    assert atomic.exit_code == 0, atomic.output
+    assert json.loads((tmp_path / "atomic" / "manifest.json").read_text())["kind"] == "atomic"
+    ok = invoke("validate", str(tmp_path / "atomic"))
+    assert ok.exit_code == 0 and "ok: every file matches the manifest" in ok.output
+    shard = next((tmp_path / "atomic" / "data").glob("*.parquet"))
+    shard.write_bytes(shard.read_bytes()[:-10])
+    bad = runner.invoke(app, ["validate", str(tmp_path / "atomic"), "--json"])
+    assert bad.exit_code == 1 and "truncated" in bad.output
+
+
+def test_clear_errors(tmp_path, text_folder):
+    too_long = runner.invoke(
+        app,
+        ["n-to-1", "--out", str(tmp_path / "x"), "--corpus", "files", "--corpus-dir", str(text_folder),
+         "--embedder", "toy", "--chunk-tokens", "60"],
+    )  # fmt: skip
+    assert too_long.exit_code == 2 and "--chunk-tokens" in too_long.output
+    no_dir = runner.invoke(app, ["articles", "--out", str(tmp_path / "y"), "--corpus", "files", "--embedder", "toy"])
+    assert no_dir.exit_code == 2 and "--corpus-dir" in no_dir.output
+    missing = runner.invoke(
+        app, ["articles", "--out", str(tmp_path / "z"), "--corpus", str(tmp_path / "nowhere"), "--embedder", "toy"]
+    )
+    assert missing.exit_code == 2 and "unknown corpus" in missing.output
+    fractions = runner.invoke(
+        app,
+        ["articles", "--out", str(tmp_path / "w"), "--corpus", "files", "--corpus-dir", str(text_folder),
+         "--embedder", "toy", "--splits", "0.5,0.1"],
+    )  # fmt: skip
+    assert fractions.exit_code == 2 and "--splits" in fractions.output
+    not_built = runner.invoke(app, ["validate", str(tmp_path)])
+    assert not_built.exit_code == 2 and "no manifest.json" in not_built.output

@@ -1,0 +1,183 @@
+"""Training data adapters: Parquet layouts, synthetic specs, bucketing and the resumable batch plan."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from vbert.train.data import (
+    BatchPlan,
+    PairDataset,
+    VectorSequenceDataset,
+    batch_loader,
+    bucketed_batches,
+    open_dataset,
+    pad_batch,
+)
+from vbert.train.synthetic import parse_spec, synthetic_dataset
+
+
+def sequences(rng: np.random.Generator, count: int, d: int = 8) -> list[np.ndarray]:
+    return [rng.standard_normal((int(rng.integers(1, 9)), d)).astype(np.float32) for _ in range(count)]
+
+
+def nested_column(rows: list[np.ndarray], fixed: bool, dtype=pa.float32()) -> pa.Array:
+    d = rows[0].shape[1]
+    inner = pa.list_(dtype, d) if fixed else pa.list_(dtype)
+    return pa.array([row.tolist() for row in rows], type=pa.list_(inner))
+
+
+@pytest.mark.parametrize("layout", ["nested", "fixed", "flat", "float16"])
+def test_sequences_from_parquet_layouts(tmp_path, layout):
+    rows = sequences(np.random.default_rng(0), 12)
+    if layout == "flat":
+        table = pa.table(
+            {
+                "embeddings": pa.array([row.ravel().tolist() for row in rows], type=pa.list_(pa.float32())),
+                "length": pa.array([len(row) for row in rows], type=pa.int32()),
+            }
+        )
+    else:
+        dtype = pa.float16() if layout == "float16" else pa.float32()
+        table = pa.table({"embeddings": nested_column(rows, fixed=layout != "nested", dtype=dtype)})
+    (tmp_path / "data").mkdir()
+    pq.write_table(table.slice(0, 5), tmp_path / "data" / "train-00000.parquet")
+    pq.write_table(table.slice(5), tmp_path / "data" / "train-00001.parquet")
+    (tmp_path / "data" / ".train-00002.parquet.tmp-1").write_bytes(b"half-written")  # hidden temp: ignored
+
+    dataset = open_dataset(str(tmp_path), "sequences")
+    assert isinstance(dataset, VectorSequenceDataset)
+    assert len(dataset) == 12 and dataset.dim == 8
+    assert dataset.lengths.tolist() == [len(row) for row in rows]
+    tolerance = 1e-3 if layout == "float16" else 0
+    for i, row in enumerate(rows):
+        item = dataset[i]["inputs"]
+        assert item.dtype == np.float32
+        np.testing.assert_allclose(item, row, atol=tolerance * 4, rtol=tolerance)
+    assert dataset.fingerprint == open_dataset(str(tmp_path), "sequences").fingerprint
+
+
+def test_pairs_from_parquet_and_manifest_fingerprint(tmp_path):
+    rng = np.random.default_rng(1)
+    rows = sequences(rng, 6)
+    targets = rng.standard_normal((6, 8)).astype(np.float32)
+    table = pa.table(
+        {
+            "inputs": nested_column(rows, fixed=True),
+            "target": pa.array(targets.tolist(), pa.list_(pa.float32(), 8)),
+        }
+    )
+    pq.write_table(table, tmp_path / "pairs.parquet")
+    (tmp_path / "manifest.json").write_text('{"embedder": {"fingerprint": "abc"}}')
+    dataset = open_dataset(str(tmp_path), "pairs")
+    assert isinstance(dataset, PairDataset)
+    np.testing.assert_array_equal(dataset[3]["inputs"], rows[3])
+    np.testing.assert_array_equal(dataset[3]["target"], targets[3])
+    assert dataset.metadata["embedder"]["fingerprint"] == "abc"
+    before = dataset.fingerprint
+    (tmp_path / "manifest.json").write_text('{"embedder": {"fingerprint": "xyz"}}')
+    assert open_dataset(str(tmp_path), "pairs").fingerprint != before
+
+
+def test_parquet_errors_name_the_problem(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        open_dataset(str(tmp_path / "missing"), "pairs")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no .parquet files"):
+        open_dataset(str(tmp_path / "empty"), "pairs")
+    rows = sequences(np.random.default_rng(0), 3)
+    pq.write_table(pa.table({"vectors": nested_column(rows, fixed=False)}), tmp_path / "x.parquet")
+    with pytest.raises(ValueError, match="no column 'embeddings'"):
+        open_dataset(str(tmp_path / "x.parquet"), "sequences")
+    pq.write_table(pa.table({"embeddings": pa.array([[1.0, 2.0, 3.0]])}), tmp_path / "flat.parquet")
+    with pytest.raises(ValueError, match="'length' column"):
+        open_dataset(str(tmp_path / "flat.parquet"), "sequences")
+    pq.write_table(pa.table({"inputs": nested_column(rows, fixed=False)}), tmp_path / "notarget.parquet")
+    with pytest.raises(ValueError, match="no column 'target'"):
+        open_dataset(str(tmp_path / "notarget.parquet"), "pairs")
+
+
+def test_in_memory_datasets_and_kind_check():
+    rows = sequences(np.random.default_rng(0), 4)
+    dataset = VectorSequenceDataset.from_arrays(rows)
+    np.testing.assert_array_equal(dataset[2]["inputs"], rows[2])
+    with pytest.raises(ValueError, match="dimension"):
+        VectorSequenceDataset.from_arrays([rows[0], rows[1][:, :4]])
+    with pytest.raises(ValueError, match="one per row"):
+        PairDataset.from_arrays(rows, np.zeros((3, 8), np.float32))
+    with pytest.raises(ValueError, match="is a pairs dataset but this use needs sequences"):
+        open_dataset("synthetic:pairs?n=4", "sequences")
+
+
+def test_synthetic_specs():
+    assert parse_spec("synthetic:articles?n=5&dim=4") == (
+        "articles",
+        {"n": 5, "dim": 4, "min_len": 4, "max_len": 24, "seed": 0},
+    )
+    for bad, message in [
+        ("synthetic:tokens", "synthetic:articles"),
+        ("synthetic:pairs?size=3", "unknown parameter 'size'"),
+        ("synthetic:pairs?n=x", "must be an integer"),
+        ("synthetic:pairs?min_len=5&max_len=2", "min_len <= max_len"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            parse_spec(bad)
+    a = synthetic_dataset("synthetic:pairs?n=20&dim=8&seed=3")
+    b = synthetic_dataset("synthetic:pairs?n=20&dim=8&seed=3")
+    assert (
+        a.fingerprint == b.fingerprint != synthetic_dataset("synthetic:pairs?n=20&dim=8&seed=4").fingerprint
+    )
+    np.testing.assert_array_equal(a[7]["target"], b[7]["target"])
+    np.testing.assert_allclose(np.linalg.norm(a[7]["inputs"], axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(a.targets, axis=1), 1.0, rtol=1e-5)
+
+
+def test_pad_batch_right_pads_and_truncates():
+    rows = [np.ones((3, 2), np.float32), 2 * np.ones((5, 2), np.float32)]
+    batch = pad_batch([{"inputs": r, "target": np.zeros(2, np.float32)} for r in rows])
+    assert batch["inputs"].shape == (2, 5, 2) and batch["target"].shape == (2, 2)
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
+    assert (batch["inputs"][0, 3:] == 0).all()
+    assert pad_batch([{"inputs": r} for r in rows], max_length=4)["attention_mask"].shape == (2, 4)
+
+
+def test_bucketed_batches_cover_every_row_once_with_little_padding():
+    lengths = np.random.default_rng(0).integers(1, 200, size=1000)
+    batches = bucketed_batches(lengths, batch_size=16, seed=0, epoch=0, bucket_batches=8)
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(1000))
+    assert sum(len(b) == 16 for b in batches) >= len(batches) - 8
+    padding = sum(lengths[b].max() * len(b) - lengths[b].sum() for b in batches)
+    random_padding = sum(
+        lengths[b].max() * len(b) - lengths[b].sum() for b in np.array_split(np.arange(1000), len(batches))
+    )
+    assert padding < 0.2 * random_padding
+    assert [b.tolist() for b in batches] == [b.tolist() for b in bucketed_batches(lengths, 16, 0, 0, 8)]
+    assert [b.tolist() for b in batches] != [b.tolist() for b in bucketed_batches(lengths, 16, 0, 1, 8)]
+
+
+def test_batch_plan_positions_epochs_and_ranks():
+    lengths = np.random.default_rng(0).integers(1, 50, size=100)
+    plan = BatchPlan(lengths, batch_size=8, seed=1)
+    assert plan.batches_per_epoch == 13
+    epoch0 = bucketed_batches(lengths, 8, 1, 0)
+    epoch1 = bucketed_batches(lengths, 8, 1, 1)
+    assert plan.indices(0).tolist() == epoch0[0].tolist()
+    assert plan.indices(14).tolist() == epoch1[1].tolist() and plan.epoch_of(14) == 1
+
+    ranks = [BatchPlan(lengths, 8, seed=1, rank=r, world_size=2) for r in range(2)]
+    assert ranks[0].batches_per_epoch == ranks[1].batches_per_epoch == 6
+    seen = [set(np.concatenate([p.indices(i) for i in range(6)]).tolist()) for p in ranks]
+    assert not seen[0] & seen[1]
+    with pytest.raises(ValueError, match="fewer than the 2 processes"):
+        BatchPlan(lengths[:5], 8, seed=0, world_size=2)
+
+
+def test_batch_loader_resumes_at_any_position():
+    dataset = synthetic_dataset("synthetic:articles?n=40&dim=4&min_len=1&max_len=9")
+    plan = BatchPlan(dataset.lengths, 6, seed=2)
+    whole = [b["inputs"] for b in batch_loader(dataset, plan, 0, 12)]
+    tail = [b["inputs"] for b in batch_loader(dataset, plan, 5, 12)]
+    assert len(whole) == 12 and all(np.array_equal(a, b) for a, b in zip(whole[5:], tail, strict=True))

@@ -1,0 +1,337 @@
+"""The training objectives: exact masking/splicing rules, and each loss solving a toy problem."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vbert.model import SequenceMergerConfig, SequenceMergerModel
+from vbert.train.data import pad_batch
+from vbert.train.heads import PretrainingHeads
+from vbert.train.objectives import (
+    DistillObjective,
+    VBertObjective,
+    chunk_contrastive_loss,
+    distill_loss,
+    sample_mlm_mask,
+    sequence_vector,
+    splice_false_histories,
+    vmlm_loss,
+    vnsp_loss,
+)
+
+
+def tiny_merger(d: int = 16, **overrides) -> SequenceMergerModel:
+    config = dict(d_model=d, num_layers=2, num_heads=2, ffn_dim=32, ppe_dim=4, dropout=0.0) | overrides
+    return SequenceMergerModel(SequenceMergerConfig(**config))
+
+
+def mask_of(lengths: list[int], n: int | None = None) -> torch.Tensor:
+    n = n or max(lengths)
+    return (torch.arange(n)[None, :] < torch.tensor(lengths)[:, None]).long()
+
+
+def topic_articles(rng: np.random.Generator, count: int, d: int = 16, noise: float = 0.3) -> list[np.ndarray]:
+    """Articles whose chunks scatter around one random topic each: easy to tell apart."""
+    articles = []
+    for _ in range(count):
+        x = rng.standard_normal(d) + noise * rng.standard_normal((int(rng.integers(4, 13)), d))
+        articles.append((x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32))
+    return articles
+
+
+# --- vMLM masking -------------------------------------------------------------------------------
+
+
+def test_mlm_mask_counts_padding_and_bounds():
+    lengths = [1, 2, 3, 6, 7, 10, 20, 40]
+    mask = mask_of(lengths, n=42)
+    chosen = sample_mlm_mask(mask, torch.Generator().manual_seed(0), 0.15)
+    assert chosen.dtype == torch.bool and chosen.shape == mask.shape
+    assert not (chosen & (mask == 0)).any(), "padding must never be masked"
+    expected = [min(max(1, int(np.floor(0.15 * n + 0.5))), n - 1) for n in lengths]
+    assert chosen.sum(dim=1).tolist() == expected == [0, 1, 1, 1, 1, 2, 3, 6]
+
+
+def test_mlm_mask_never_masks_everything_even_at_high_ratio():
+    mask = mask_of([2, 3, 5])
+    chosen = sample_mlm_mask(mask, torch.Generator().manual_seed(1), 0.99)
+    assert chosen.sum(dim=1).tolist() == [1, 2, 4]
+
+
+def test_mlm_mask_is_reproducible_and_random():
+    mask = mask_of([30] * 4)
+    a = sample_mlm_mask(mask, torch.Generator().manual_seed(3))
+    b = sample_mlm_mask(mask, torch.Generator().manual_seed(3))
+    c = sample_mlm_mask(mask, torch.Generator().manual_seed(4))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    with pytest.raises(ValueError, match="mask_ratio"):
+        sample_mlm_mask(mask, torch.Generator(), 1.0)
+
+
+class Recorder(torch.nn.Module):
+    """Wraps the merger and records the keyword arguments of every forward pass."""
+
+    def __init__(self, merger: SequenceMergerModel) -> None:
+        super().__init__()
+        self.merger = merger
+        self.calls: list[dict] = []
+
+    def forward(self, x, attention_mask=None, **kwargs):
+        out = self.merger(x, attention_mask=attention_mask, **kwargs)
+        vectors = {"cls": out.last_hidden_state[:, 0], "pooled": out.pooler_output}
+        self.calls.append({"x": x, "attention_mask": attention_mask, **kwargs, **vectors})
+        return out
+
+
+@pytest.mark.parametrize("representation", ["pooled", "cls"])
+def test_vmlm_runs_the_three_passes_exactly(representation: str):
+    torch.manual_seed(0)
+    merger = tiny_merger()
+    torch.nn.init.normal_(merger.pooler.weight, std=0.1)  # a trained-looking pooler, not the zero start
+    heads = PretrainingHeads(16)
+    x = F.normalize(torch.randn(3, 8, 16), dim=-1)
+    mask = mask_of([8, 5, 1], n=8)
+    x = x * mask[..., None]
+    recorder = Recorder(merger)
+    generator = torch.Generator().manual_seed(7)
+    out = vmlm_loss(
+        recorder, heads.mlm, x, mask, generator, detach_target=True, representation=representation
+    )
+
+    expected_mask = sample_mlm_mask(mask, torch.Generator().manual_seed(7))
+    first, second, third = recorder.calls
+    assert torch.equal(first["mlm_mask"], expected_mask) and "inject_mask" not in first
+    assert "mlm_mask" not in second and "inject_mask" not in second
+    assert torch.equal(third["mlm_mask"], expected_mask) and torch.equal(third["inject_mask"], expected_mask)
+    hidden = merger(x, attention_mask=mask, mlm_mask=expected_mask).last_hidden_state
+    torch.testing.assert_close(third["inject_copy1"], heads.mlm(hidden[:, 1:9]))
+    torch.testing.assert_close(third["inject_copy2"], heads.mlm(hidden[:, 9:17]))
+    # Loss: mean |CLS_guess - CLS_orig| over dims, averaged over rows with a masked position (not row 3).
+    per_row = (third[representation] - second[representation]).abs().mean(dim=-1)
+    torch.testing.assert_close(out.loss, per_row[:2].mean())
+    assert out.n_masked == int(expected_mask.sum()) == 2
+    assert not second[representation].requires_grad, "CLS_orig is detached by default"
+
+
+def test_vmlm_target_keeps_its_gradient_when_not_detached():
+    merger = tiny_merger()
+    recorder = Recorder(merger)
+    x = F.normalize(torch.randn(2, 6, 16), dim=-1)
+    vmlm_loss(recorder, PretrainingHeads(16).mlm, x, mask_of([6, 6]), torch.Generator(), detach_target=False)
+    assert recorder.calls[1]["pooled"].requires_grad
+
+
+def test_sequence_vector_choices():
+    merger = tiny_merger()
+    x = F.normalize(torch.randn(2, 6, 16), dim=-1)
+    out = merger(x, attention_mask=mask_of([6, 6]))
+    assert torch.equal(sequence_vector(merger, x, mask_of([6, 6]), "pooled"), out.pooler_output)
+    assert torch.equal(sequence_vector(merger, x, mask_of([6, 6]), "cls"), out.last_hidden_state[:, 0])
+    with pytest.raises(ValueError, match="unknown representation"):
+        sequence_vector(merger, x, mask_of([6, 6]), "mean")
+
+
+def test_vmlm_single_copy_modes_share_the_prediction():
+    merger = tiny_merger(position_mode="additive")
+    recorder = Recorder(merger)
+    x = F.normalize(torch.randn(2, 6, 16), dim=-1)
+    vmlm_loss(recorder, PretrainingHeads(16).mlm, x, mask_of([6, 6]), torch.Generator())
+    assert torch.equal(recorder.calls[2]["inject_copy1"], recorder.calls[2]["inject_copy2"])
+
+
+@pytest.mark.parametrize(
+    ("representation", "detach_target"), [("pooled", True), ("pooled", False), ("cls", True)]
+)
+def test_vmlm_loss_decreases_when_masked_chunks_are_predictable(representation: str, detach_target: bool):
+    """Chunks of an article are near copies of each other, so a masked one can be reconstructed."""
+    rng = np.random.default_rng(0)
+    held_out = pad_batch([{"inputs": a} for a in topic_articles(np.random.default_rng(9), 64, noise=0.05)])
+    torch.manual_seed(0)
+    merger, heads = tiny_merger(), PretrainingHeads(16)
+    optimizer = torch.optim.AdamW([*merger.parameters(), *heads.parameters()], lr=3e-3)
+
+    def held_out_loss():
+        generator = torch.Generator().manual_seed(123)
+        out = vmlm_loss(
+            merger, heads.mlm, held_out["inputs"], held_out["attention_mask"], generator, 0.15, detach_target
+        )
+        return out.loss.item(), out.cls_std
+
+    before, _ = held_out_loss()
+    for step in range(40):
+        batch = pad_batch([{"inputs": a} for a in topic_articles(rng, 16, noise=0.05)])
+        generator = torch.Generator().manual_seed(step)
+        out = vmlm_loss(
+            merger, heads.mlm, batch["inputs"], batch["attention_mask"], generator, 0.15, detach_target
+        )
+        out.loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    after, _ = held_out_loss()
+    assert after < 0.5 * before
+
+
+# --- vNSP splicing ------------------------------------------------------------------------------
+
+
+def test_splice_rules():
+    b, n, d = 6, 10, 4
+    lengths = [10, 7, 4, 1, 9, 2]
+    mask = mask_of(lengths, n)
+    # Row r, position p holds the value 100 * r + p in every dimension: easy to trace.
+    x = (100 * torch.arange(b)[:, None] + torch.arange(n)[None, :]).float()[..., None].expand(b, n, d) * mask[
+        ..., None
+    ]
+    x_new, mask_new, labels = splice_false_histories(x, mask, torch.Generator().manual_seed(0))
+
+    assert labels.tolist().count(1) == b // 2
+    assert labels[3] == 0, "a single-chunk sequence cannot be spliced"
+    for row in range(b):
+        values = x_new[row, :, 0]
+        length = int(mask_new[row].sum())
+        assert torch.equal(mask_new[row], mask_of([length], n)[0]), "spliced rows stay right-padded"
+        assert (values[length:] == 0).all()
+        if labels[row] == 0:
+            assert length == lengths[row] and torch.equal(x_new[row], x[row])
+            continue
+        keep = lengths[row] // 2
+        assert torch.equal(values[:keep], x[row, :keep, 0]), "the first half is kept"
+        donor = int(values[keep]) // 100
+        assert donor != row, "the rest comes from a different sequence"
+        take = length - keep
+        assert torch.equal(values[keep:length], x[donor, :take, 0]), "...as a prefix of it"
+        need = lengths[row] - keep
+        assert take == min(need, lengths[donor])
+        if take == need:
+            assert lengths[donor] >= need
+        else:
+            assert lengths[donor] == max(lengths[j] for j in range(b) if j != row)
+
+
+def test_splice_prefers_donors_long_enough_and_falls_back_to_the_longest():
+    mask = mask_of([8, 2])
+    x = torch.arange(16).float().view(2, 8, 1) * mask[..., None]
+    for seed in range(10):
+        x_new, mask_new, labels = splice_false_histories(x, mask, torch.Generator().manual_seed(seed))
+        assert labels.sum() == 1
+        if labels[0] == 1:  # needs 4 chunks, the only donor has 2: whole donor, shorter sequence
+            assert int(mask_new[0].sum()) == 4 + 2
+        else:
+            assert int(mask_new[1].sum()) == 2 and x_new[1, 1, 0] == x[0, 0, 0]
+
+
+def test_splice_needs_a_second_sequence():
+    mask = mask_of([6])
+    x = torch.randn(1, 6, 4)
+    x_new, _, labels = splice_false_histories(x, mask, torch.Generator())
+    assert labels.tolist() == [0] and torch.equal(x_new, x)
+
+
+def test_vnsp_separates_spliced_from_real_sequences():
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+    merger, heads = tiny_merger(), PretrainingHeads(16)
+    optimizer = torch.optim.AdamW([*merger.parameters(), *heads.parameters()], lr=1e-2)
+    losses = []
+    for step in range(150):
+        batch = pad_batch([{"inputs": a} for a in topic_articles(rng, 32)])
+        out = vnsp_loss(
+            merger, heads.nsp, batch["inputs"], batch["attention_mask"], torch.Generator().manual_seed(step)
+        )
+        out.loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(out.loss.item())
+    merger.eval()
+    held_out = pad_batch([{"inputs": a} for a in topic_articles(np.random.default_rng(99), 256)])
+    with torch.no_grad():
+        result = vnsp_loss(
+            merger, heads.nsp, held_out["inputs"], held_out["attention_mask"], torch.Generator()
+        )
+    assert result.labels.float().mean() == 0.5
+    assert result.accuracy > 0.75
+    assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 0.15
+
+
+# --- distillation -------------------------------------------------------------------------------
+
+
+def test_distill_loss_kinds():
+    pooled = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    target = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    cosine = (0.0 + 1.0) / 2
+    squared = (1.0 + 2.0) / 2
+    l1 = (1.0 + 0.0 + 1.0 + 1.0) / 4
+    assert distill_loss(pooled, target).item() == pytest.approx(cosine)
+    assert distill_loss(pooled, target, "mse").item() == pytest.approx(squared)
+    assert distill_loss(pooled, target, "cosine+mse", aux_weight=0.5).item() == pytest.approx(
+        cosine + 0.5 * squared
+    )
+    assert distill_loss(pooled, target, "cosine+l1", aux_weight=2.0).item() == pytest.approx(
+        cosine + 2.0 * l1
+    )
+    with pytest.raises(ValueError, match="unknown distillation loss"):
+        distill_loss(pooled, target, "huber")
+    with pytest.raises(ValueError, match="same shape"):
+        distill_loss(pooled, target[:1])
+
+
+def test_distillation_learns_the_mean_of_unit_vectors():
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+    merger = tiny_merger(residual_to_mean=False)  # must learn the mean, not start from it
+    optimizer = torch.optim.AdamW(merger.parameters(), lr=3e-3)
+
+    def batch(count: int):
+        items = [{"inputs": a} for a in topic_articles(rng, count, noise=1.0)]
+        padded = pad_batch(items)
+        padded["target"] = F.normalize(padded["inputs"].sum(dim=1), dim=-1)
+        return padded
+
+    losses = []
+    for _ in range(80):
+        b = batch(32)
+        loss = distill_loss(
+            merger(b["inputs"], attention_mask=b["attention_mask"]).pooler_output, b["target"]
+        )
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    assert np.mean(losses[-5:]) < 0.3 * np.mean(losses[:5])
+    held_out = batch(128)
+    merger.eval()
+    with torch.no_grad():
+        pooled = merger(held_out["inputs"], attention_mask=held_out["attention_mask"]).pooler_output
+    assert F.cosine_similarity(pooled, held_out["target"]).mean() > 0.85
+
+
+def test_chunk_contrastive_loss_value_and_shared_chunks():
+    a, b, c = torch.eye(3)
+    x = torch.stack([torch.stack([a, b]), torch.stack([b, c])])  # chunk b is in both sequences
+    mask = torch.ones(2, 2, dtype=torch.long)
+    pooled = torch.stack([a, c])
+    tau = 0.5
+    loss = chunk_contrastive_loss(pooled, x, mask, tau)
+    # Sequence 0: positives {a, b} -> sims {1, 0}; negatives: c (0); the other copy of b is not a negative.
+    row0 = -np.log((np.exp(1 / tau) + np.exp(0)) / (np.exp(1 / tau) + np.exp(0) + np.exp(0)))
+    # Sequence 1: positives {b, c} -> {0, 1}; negatives: a (0); b of sequence 0 is excluded.
+    assert loss.item() == pytest.approx(row0, rel=1e-5)
+    with pytest.raises(ValueError, match="temperature"):
+        chunk_contrastive_loss(pooled, x, mask, 0.0)
+
+
+def test_objective_modules_return_loss_and_metrics():
+    merger = tiny_merger()
+    x = F.normalize(torch.randn(4, 6, 16), dim=-1)
+    mask = mask_of([6, 5, 4, 3], 6)
+    out = VBertObjective(merger, PretrainingHeads(16), mlm_weight=1.0, nsp_weight=0.5)(x, mask, seed=1)
+    assert out["loss"].item() == pytest.approx((out["vmlm"] + 0.5 * out["vnsp"]).item(), rel=1e-6)
+    assert set(out) == {"loss", "vmlm", "vnsp", "vnsp_acc", "cls_std"}
+    target = F.normalize(torch.randn(4, 16), dim=-1)
+    out = DistillObjective(merger, contrastive_weight=0.1)(x, mask, target, seed=1)
+    assert set(out) == {"loss", "distill", "contrastive", "train_cos"}
+    assert out["loss"].item() == pytest.approx((out["distill"] + 0.1 * out["contrastive"]).item(), rel=1e-6)

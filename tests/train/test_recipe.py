@@ -1,0 +1,146 @@
+"""Recipe schema: the shipped recipes validate and say what they claim; bad recipes fail clearly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vbert.train.recipe import RecipeError, load_recipe, parse_recipe
+
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+MINIMAL = """
+name: t
+model: {d_model: 16, num_layers: 1, num_heads: 2, ffn_dim: 16, ppe_dim: 4}
+stages:
+  - {name: a, objective: distill, data: "synthetic:pairs", lr: 1.0e-3, batch_size: 4, steps: 3}
+"""
+
+
+def recipe_with(stage_extra: str = "", top_extra: str = "", model: str | None = None) -> str:
+    model = model or "{d_model: 16, num_layers: 1, num_heads: 2, ffn_dim: 16, ppe_dim: 4}"
+    return (
+        f"name: t\nmodel: {model}\n{top_extra}\nstages:\n"
+        f"  - {{name: a, objective: distill, data: 'synthetic:pairs', lr: 1.0e-3, batch_size: 4{stage_extra}}}\n"
+    )
+
+
+def test_every_shipped_recipe_validates():
+    names = {path.stem for path in RECIPES.glob("*.yaml")}
+    assert {
+        "rocket",
+        "distill-10to1",
+        "overload",
+        "vbert-only",
+        "rocket-no-ppe",
+        "rocket-additive-pe",
+        "tiny",
+    } <= names
+    for path in RECIPES.glob("*.yaml"):
+        recipe = load_recipe(path)
+        assert recipe.name == path.stem
+
+
+def test_rocket_is_the_published_protocol():
+    rocket = load_recipe(RECIPES / "rocket.yaml")
+    vbert, overload, refine = rocket.stages
+    d = rocket.model.d_model
+    assert (vbert.objective, overload.objective, refine.objective) == ("vbert", "distill", "distill")
+    assert vbert.ppe_dim == d // 2 and overload.ppe_dim == refine.ppe_dim == 16
+    assert overload.lr > refine.lr, "Progressive Overload uses the higher learning rate"
+    assert refine.epochs == 1
+    assert "512" in overload.data and "10-to-1" in refine.data
+    assert rocket.validation.probes is not None and rocket.validation.pairs is not None
+
+
+def test_ablations_are_the_rocket_minus_one_thing():
+    rocket = load_recipe(RECIPES / "rocket.yaml")
+    stages = {stage.name: stage for stage in rocket.stages}
+
+    def same(recipe_name: str, names: list[str]) -> None:
+        recipe = load_recipe(RECIPES / f"{recipe_name}.yaml")
+        assert [stage.name for stage in recipe.stages] == names
+        for stage in recipe.stages:
+            assert stage == stages[stage.name]
+        assert recipe.model == rocket.model and recipe.validation == rocket.validation
+
+    same("distill-10to1", ["refine"])
+    same("overload", ["overload", "refine"])
+    same("vbert-only", ["vbert"])
+
+    no_ppe = load_recipe(RECIPES / "rocket-no-ppe.yaml")
+    assert no_ppe.model.ppe_dim == 0 and all(stage.ppe_dim == 0 for stage in no_ppe.stages)
+    additive = load_recipe(RECIPES / "rocket-additive-pe.yaml")
+    assert additive.model.position_mode == "additive" and all(s.ppe_dim is None for s in additive.stages)
+    for ablation in (no_ppe, additive):
+        assert [s.model_copy(update={"ppe_dim": None}) for s in ablation.stages] == [
+            s.model_copy(update={"ppe_dim": None}) for s in rocket.stages
+        ]
+
+
+def test_tiny_recipe_runs_every_objective_on_synthetic_data():
+    tiny = load_recipe(RECIPES / "tiny.yaml")
+    assert [stage.objective for stage in tiny.stages] == ["vbert", "distill", "distill"]
+    assert all(stage.data.startswith("synthetic:") for stage in tiny.stages)
+    assert tiny.training.deterministic
+
+
+def test_defaults_are_filled_per_objective():
+    recipe = parse_recipe(MINIMAL)
+    stage = recipe.stages[0]
+    assert stage.distill.loss == "cosine" and stage.vbert is None
+    vbert = parse_recipe(MINIMAL.replace("objective: distill", "objective: vbert")).stages[0]
+    assert (
+        vbert.vbert.detach_target is True and vbert.vbert.representation == "pooled" and vbert.distill is None
+    )
+    assert recipe.fingerprint() == parse_recipe(MINIMAL + "\n").fingerprint()
+    assert recipe.fingerprint() != parse_recipe(MINIMAL.replace("steps: 3", "steps: 4")).fingerprint()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (recipe_with(", steps: 3, step: 4"), r"stages\.0\.step: Extra inputs are not permitted"),
+        (recipe_with(", steps: 3", top_extra="trainig: {}"), r"trainig: Extra inputs are not permitted"),
+        (recipe_with(), "exactly one of steps or epochs"),
+        (recipe_with(", steps: 3, epochs: 1"), "exactly one of steps or epochs"),
+        (recipe_with(", steps: 3, warmup_steps: 1, warmup_ratio: 0.1"), "warmup_steps or warmup_ratio"),
+        (recipe_with(", steps: 3, vbert: {}"), "needs objective: vbert"),
+        (recipe_with(", steps: 3, max_length: 8"), "no longer match its target"),
+        (recipe_with(", steps: 3, ppe_dim: 5"), "even number between 0 and d_model // 2 = 8"),
+        (recipe_with(", steps: 3, ppe_dim: 10"), "even number between 0 and d_model // 2 = 8"),
+        (recipe_with(", steps: 3, distill: {loss: huber}"), r"stages\.0\.distill\.loss"),
+        (
+            recipe_with(
+                ", steps: 3, ppe_dim: 4",
+                model="{d_model: 16, num_heads: 2, ppe_dim: 4, position_mode: additive}",
+            ),
+            "only apply to position_mode ppe",
+        ),
+        (recipe_with(", steps: 3", model="{init_from: some/folder, d_model: 16}"), r"remove \['d_model'\]"),
+        (recipe_with(", steps: 3", model="{d_model: 16, num_heads: 3}"), "divisible by num_heads"),
+        ("name: t\nstages: []\n", "at least 1 item"),
+        ("- just a list\n", "must hold a mapping"),
+        ("name: [unclosed\n", "not valid YAML"),
+    ],
+)
+def test_bad_recipes_name_the_problem(text: str, message: str):
+    with pytest.raises(RecipeError, match=message):
+        parse_recipe(text, "bad.yaml")
+
+
+def test_vbert_stage_needs_two_sequences_and_unique_names():
+    with pytest.raises(RecipeError, match="batch_size >= 2"):
+        parse_recipe(
+            MINIMAL.replace("objective: distill", "objective: vbert").replace(
+                "batch_size: 4", "batch_size: 1"
+            )
+        )
+    doubled = MINIMAL + "  - {name: a, objective: distill, data: x, lr: 1.0e-3, batch_size: 4, steps: 3}\n"
+    with pytest.raises(RecipeError, match=r"repeated: \['a'\]"):
+        parse_recipe(doubled)
+
+
+def test_missing_recipe_file(tmp_path):
+    with pytest.raises(RecipeError, match="does not exist"):
+        load_recipe(tmp_path / "nope.yaml")
