@@ -201,3 +201,14 @@ def test_huggingface_source_on_a_local_parquet_file(tmp_path, make_config, fake_
     data["probes"]["source"]["text_column"] = "body"
     with pytest.raises(ValueError, match="no column 'body'.*content"):
         list(iter_huggingface(parse_config(data, check_paths=False).probes.source))
+
+
+def test_corpus_source_keeps_one_document_split(corpus):
+    from vbert.data.splits import split_of
+    from vbert.finesse.config import CorpusSource
+    from vbert.finesse.probes import iter_source
+
+    everything = list(iter_source(CorpusSource(kind="corpus", name=str(corpus))))
+    held_out = list(iter_source(CorpusSource(kind="corpus", name=str(corpus), split="test", split_seed=3)))
+    assert held_out and len(held_out) < len(everything)
+    assert all(split_of(a, seed=3) == "test" for a in held_out)

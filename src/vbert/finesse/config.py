@@ -131,6 +131,10 @@ class CorpusSource(_SourceBase):
     kind: Literal["corpus"]
     name: str
     options: dict[str, Any] = Field(default_factory=dict, description="keyword arguments for load_corpus")
+    split: Literal["train", "validation", "test"] | None = Field(
+        None, description="keep one document split (vbert.data.splits); held-out probes use test"
+    )
+    split_seed: int = Field(0, description="seed of the document split")
 
 
 Source = Annotated[FilesSource | HuggingFaceSource | CorpusSource, Field(discriminator="kind")]

@@ -351,14 +351,11 @@ def iter_source(source: Any) -> Iterator[Article]:
     elif source.kind == "huggingface":
         yield from iter_huggingface(source)
     elif source.kind == "corpus":
-        try:
-            from vbert.data.corpora import load_corpus
-        except ImportError as err:
-            raise ImportError(
-                f"the corpus source {source.name!r} needs vbert.data.corpora.load_corpus, which this installation "
-                "lacks; use kind: files or kind: huggingface instead"
-            ) from err
-        yield from load_corpus(source.name, **source.options)
+        from vbert.data.corpora import load_corpus
+        from vbert.data.splits import filter_split
+
+        articles = load_corpus(source.name, **source.options)
+        yield from articles if source.split is None else filter_split(articles, source.split, seed=source.split_seed)
     else:
         raise ValueError(f"unknown source kind {source.kind!r}")
 
