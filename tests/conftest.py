@@ -5,10 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from fixtures.tiny_models import save_tiny_model
+
+from vbert.embedders import TransformersEmbedder
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
@@ -48,3 +52,14 @@ class FakeEmbedder:
 @pytest.fixture
 def fake_embedder() -> FakeEmbedder:
     return FakeEmbedder()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random BERT (32-d, 128-token window) with a real tokenizer, saved once per session."""
+    return save_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def tiny_embedder(tiny_model_dir: Path) -> TransformersEmbedder:
+    return TransformersEmbedder(tiny_model_dir, device="cpu", name="tiny")

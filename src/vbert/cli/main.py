@@ -198,6 +198,20 @@ def export_hub(
     typer.echo(f"exported {source} to {destination}")
 
 
+@app.command()
+def demo(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for every output.")] = Path(
+        "demo-output"
+    ),
+    merger: Annotated[str, typer.Option(help="Merger to showcase beside the baselines.")] = "default",
+    quick: Annotated[bool, typer.Option(help="Fewer probes and tasks, for a first look.")] = False,
+) -> None:
+    """The main job, offline: corpus, long documents, Finesse, retrieval, leaderboard."""
+    from vbert.demo import run_demo
+
+    run_demo(output, merger=merger, quick=quick)
+
+
 from vbert.cli import evaluate as _evaluate  # noqa: E402  (sub-apps are mounted after the commands above)
 from vbert.cli import finesse as _finesse  # noqa: E402
 
