@@ -175,4 +175,19 @@ def run_demo(output: Path, merger: str = "default", quick: bool = False) -> None
     _say(format_markdown(retrieval))
     done()
 
+    done = _step("Leaderboard site and Anatomy pictures")
+    from vbert.finesse.inspect import inspect_sample
+    from vbert.finesse.leaderboard import build_site
+    from vbert.finesse.raw import RawRun
+
+    site = build_site(list(run.files.values()), output / "site", title="vbert demo: Finesse leaderboard")
+    pictures = output / "anatomy"
+    for name in (main_name, "mean"):
+        raw = RawRun.open(run.raw_dir / name)
+        for flag in ("best", "worst"):
+            inspect_sample(raw, config["probes"]["sequence_length"]["max"], pictures, **{flag: True})
+    _say(f"   leaderboard: {site.index.resolve().as_uri()}")
+    _say(f"   anatomy pictures (TD/BU heat-maps, best and worst sample): {pictures.resolve()}")
+    done()
+
     _say(f"\nAll outputs are under {output.resolve()} ({time.perf_counter() - started:.0f} s in all).")

@@ -161,16 +161,25 @@ class Lab:
             raise LabInputError(
                 "send either 'text' (cut into chunks for you) or 'chunks' (a list of texts)", "text"
             )
+        # Everything that needs no model is checked first, so a bad request never waits for a load.
+        if texts_given:
+            text = self._clean_text(request["text"])
+            tokens = request.get("chunk_tokens", self.default_chunk_tokens)
+            if isinstance(tokens, bool) or not isinstance(tokens, int):
+                raise LabInputError(
+                    f"Tokens per chunk must be a whole number, got {tokens!r}.", "chunk_tokens"
+                )
+        else:
+            chunks = self._clean_chunks(request["chunks"])
         with self._lock:
             embedder = self._get("embedder", embedder_name, self.embedders)
             if texts_given:
-                chunks = self._cut(request, embedder)
+                chunks = self._cut(text, tokens, embedder)
             else:
-                chunks = self._check_chunks(request["chunks"], embedder)
+                self._check_window(chunks, embedder)
             return self._compute(chunks, embedder, merger_name, formula, version, chunk_space)
 
-    def _cut(self, request: dict[str, Any], embedder: Embedder) -> list[str]:
-        text = request["text"]
+    def _clean_text(self, text: Any) -> str:
         if not isinstance(text, str):
             raise LabInputError("'text' must be a string", "text")
         text = text.strip()
@@ -183,13 +192,14 @@ class Lab:
                 "text",
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
             )
-        tokens = request.get("chunk_tokens", self.default_chunk_tokens)
+        return text
+
+    def _cut(self, text: str, tokens: int, embedder: Embedder) -> list[str]:
         window = int(embedder.content_window)
         low = self.limits.min_chunk_tokens
-        if isinstance(tokens, bool) or not isinstance(tokens, int) or not low <= tokens <= window:
+        if not low <= tokens <= window:
             raise LabInputError(
-                f"Tokens per chunk must be a whole number from {low} to {window} (the window of {embedder.name}), "
-                f"got {tokens!r}.",
+                f"Tokens per chunk must be from {low} to {window} (the window of {embedder.name}), got {tokens}.",
                 "chunk_tokens",
             )
         chunks = [c for c in embedder.split(text, tokens) if c.strip()]
@@ -208,7 +218,7 @@ class Lab:
             )
         return chunks
 
-    def _check_chunks(self, chunks: Any, embedder: Embedder) -> list[str]:
+    def _clean_chunks(self, chunks: Any) -> list[str]:
         if not isinstance(chunks, list) or not all(isinstance(c, str) for c in chunks):
             raise LabInputError("'chunks' must be a list of strings", "chunks")
         cleaned = [c.strip() for c in chunks if c.strip()]
@@ -234,8 +244,11 @@ class Lab:
                 "text",
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
             )
+        return cleaned
+
+    def _check_window(self, chunks: list[str], embedder: Embedder) -> None:
         window = int(embedder.content_window)
-        for index, chunk in enumerate(cleaned):
+        for index, chunk in enumerate(chunks):
             count = embedder.count_tokens(chunk)
             if count > window:
                 raise LabInputError(
@@ -243,7 +256,6 @@ class Lab:
                     "which would cut it silently. Split it, or let the lab cut the text.",
                     "text",
                 )
-        return cleaned
 
     def _compute(
         self,
@@ -259,25 +271,28 @@ class Lab:
         from vbert.finesse.scoring import similarity_matrix
 
         token_counts = np.array([embedder.count_tokens(c) for c in chunks], dtype=np.int64)
-        start = time.perf_counter()
-        vectors = np.asarray(embedder.encode(chunks), dtype=np.float32)
-        embed_ms = (time.perf_counter() - start) * 1000.0
-        if merger_name == NATIVE and NATIVE not in self.mergers:
+        native = merger_name == NATIVE and NATIVE not in self.mergers
+        if native:  # checked before any embedding, so a refusal is instant
             prefixes = [" ".join(chunks[: i + 1]) for i in range(len(chunks))]
             longest = embedder.count_tokens(prefixes[-1])
             if longest > embedder.content_window:
                 raise LabInputError(
-                    f"The joined text has {longest} tokens, more than the {embedder.content_window}-token window of "
-                    f"{embedder.name}: native mode cannot embed it whole. Use fewer or shorter chunks, or a merger.",
+                    f"The joined text has {longest} tokens, more than the {embedder.content_window}-token window "
+                    f"of {embedder.name}: native mode cannot embed it whole. Use fewer or shorter chunks, or a "
+                    "merger.",
                     "merger",
                 )
+        merger = None if native else self._get("merger", merger_name, self.mergers)
+        start = time.perf_counter()
+        vectors = np.asarray(embedder.encode(chunks), dtype=np.float32)
+        embed_ms = (time.perf_counter() - start) * 1000.0
+        if merger is None:
             start = time.perf_counter()
             synths = np.asarray(embedder.encode(prefixes), dtype=np.float32)
             merge_ms = (time.perf_counter() - start) * 1000.0
             chunk_vectors, space = vectors, NATIVE
             merger_info = {"name": NATIVE, "fingerprint": str(embedder.fingerprint)}
         else:
-            merger = self._get("merger", merger_name, self.mergers)
             start = time.perf_counter()
             synths = prefix_merges(merger, vectors, token_counts)
             merge_ms = (time.perf_counter() - start) * 1000.0

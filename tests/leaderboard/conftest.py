@@ -92,8 +92,8 @@ class DecayMerger:
 
 @pytest.fixture(scope="session")
 def fakes() -> SimpleNamespace:
-    """The fake embedder and merger classes, for tests that build their own objects."""
-    return SimpleNamespace(WordEmbedder=WordEmbedder, DecayMerger=DecayMerger)
+    """The fake embedder and merger classes and the corpus writer, for tests that build their own runs."""
+    return SimpleNamespace(WordEmbedder=WordEmbedder, DecayMerger=DecayMerger, write_corpus=write_corpus)
 
 
 @dataclass

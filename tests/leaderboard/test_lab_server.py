@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from vbert.finesse.scoring import bottom_up, sample_score, similarity_matrix, top_down
-from vbert.lab import Lab, LabLimits, is_loopback, make_server
+from vbert.lab import Lab, LabInputError, LabLimits, is_loopback, make_server
 from vbert.mergers import MeanPoolMerger
 
 WORDS = [
@@ -153,7 +153,7 @@ def test_native_mode_embeds_the_joined_prefixes(server, fakes):
         ({"text": text_of(10)}, 400, "text", "at least 3"),
         ({"text": text_of(200)}, 400, "text", "at most 12"),
         ({"text": "x" * 3001}, 413, "text", "at most 3,000"),
-        ({"text": text_of(40), "chunk_tokens": 2}, 400, "chunk_tokens", "from 4 to 64"),
+        ({"text": text_of(40), "chunk_tokens": 2}, 400, "chunk_tokens", "from 4 to 64 (the window of words)"),
         ({"text": text_of(40), "chunk_tokens": "8"}, 400, "chunk_tokens", "whole number"),
         ({"text": text_of(40), "embedder": "e5-xxl"}, 400, "embedder", "choose one of words, tiny"),
         ({"text": text_of(40), "merger": "nope"}, 400, "merger", "choose one of decay"),
@@ -239,3 +239,43 @@ def test_lab_page_in_the_browser(server, browser, screenshot):
     screenshot(page, "lab")
     assert browser.errors == []
     assert all(url.startswith(server.url) for url in browser.requests), browser.requests
+
+
+@pytest.mark.integration
+def test_lab_with_the_default_embedder():
+    from vbert.lab import spec_factories
+
+    embedders, mergers = spec_factories(["default"], ["mean", "native"])
+    lab = Lab(embedders=embedders, mergers=mergers)
+    text = " ".join(
+        f"Paragraph {i} talks about {topic} in some detail, with several sentences on the matter."
+        for i, topic in enumerate(["rivers", "bread", "stars", "trains", "music", "chess"])
+    )
+    for merger in ("mean", "native"):
+        result = lab.analyze({"text": text, "merger": merger, "chunk_tokens": 24})
+        n = len(result["chunks"])
+        assert n >= 3 and np.asarray(result["matrix"]).shape == (n, n)
+        assert np.diag(np.asarray(result["matrix"]))[0] > 0.99  # s_0 embeds c_0 alone
+        assert -2 <= result["td"] <= 2 and -2 <= result["bu"] <= 2
+
+
+def test_bad_requests_never_wait_for_a_model_load(fakes):
+    loads = []
+
+    def load_embedder():
+        loads.append("embedder")
+        return fakes.WordEmbedder()
+
+    lab = Lab(embedders={"words": load_embedder}, mergers={"decay": fakes.DecayMerger})
+    for bad in (
+        {"text": " "},
+        {"text": "x" * 200_000},
+        {"chunks": ["a", "b"]},
+        {"text": "a b", "chunk_tokens": 2.5},
+    ):
+        with pytest.raises(LabInputError):
+            lab.analyze(bad)
+    assert loads == []
+    lab.analyze({"text": text_of(40), "chunk_tokens": 8})
+    lab.analyze({"text": text_of(40), "chunk_tokens": 8})
+    assert loads == ["embedder"]  # loaded once, then reused

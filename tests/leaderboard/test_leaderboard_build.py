@@ -267,3 +267,39 @@ def test_bad_inputs_have_clear_errors(tmp_path, benchmark):
         build_site([benchmark.results["mean"]], tmp_path / "site", raw_dirs=[tmp_path / "nowhere"])
     with pytest.raises(LeaderboardError, match="anatomy_samples"):
         build_site([benchmark.results["mean"]], tmp_path / "site", anatomy_samples=-1)
+
+
+def test_srs_results_get_their_own_table(benchmark, fakes, tmp_path):
+    from vbert.finesse import run_benchmark
+
+    embedder = fakes.WordEmbedder()
+    config = {
+        "name": "srs",
+        "metric": "srs",
+        "embedder": "default",
+        "probes": {
+            "file": str(tmp_path / "probes.parquet"),
+            "source": {"kind": "files", "path": str(fakes.write_corpus(tmp_path / "corpus"))},
+            "tokenizer": "default",
+            "sequence_length": {"min": 4, "max": 5},
+            "samples_per_length": 2,
+            "token_per_sample": 6,
+            "group_amount": 2,
+            "document_reuse": "across_samples",
+        },
+        "competitors": [{"name": "mean", "kind": "mean"}],
+        "runtime": {"batch_size": 8, "warmup": 0, "progress": False},
+    }
+    srs = run_benchmark(config, tmp_path / "srs", embedder=embedder, tokenizer=embedder)
+    srs_file = srs.result_files["mean"]
+    report = build_site([benchmark.results["mean"], srs_file], tmp_path / "site")
+    data = site_data(report.index)
+    assert [m["label"] for m in data["models"]] == ["mean"]
+    assert [m["label"] for m in data["srs"]] == ["mean"]  # its own table, so no "(2)" suffix
+    entry = data["srs"][0]
+    summary = json.loads(srs_file.read_text())["summary"]
+    assert entry["overall"] == pytest.approx(summary["mean_score"]) and entry["pbi"] == pytest.approx(
+        summary["pbi"]
+    )
+    assert entry["hash"]["status"] == HASH_VALID and entry["lengths_evaluated"] == [4, 5]
+    assert len(report.anatomy_files) == 1  # matrices only for the rss run

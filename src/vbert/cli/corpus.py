@@ -6,6 +6,7 @@ A thin face over :mod:`vbert.data.corpora`; mount with ``app.add_typer(corpus.ap
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -59,7 +60,9 @@ def fetch(
         typer.Option("--sources", help="Source families (debian-handbook, manpages, gimp-help, ...)."),
     ] = None,
     corpus_dir: CorpusDirOpt = None,
-    workers: Annotated[int, typer.Option(min=1, help="Threads rendering man pages.")] = 1,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Threads rendering man pages (default: CPU count, at most 4).")
+    ] = None,
     refresh: Annotated[
         bool, typer.Option("--refresh", help="Download and convert again even if cached.")
     ] = False,
@@ -91,7 +94,7 @@ def fetch(
             langs=_split_values(langs),
             families=_split_values(sources),
             packages=_split_values(packages),
-            workers=workers,
+            workers=workers or min(4, os.cpu_count() or 1),
             refresh=refresh,
             progress=bar,
             log=tqdm.write,
@@ -127,19 +130,26 @@ def stats(
     """Documents, tokens and documents of at least --min-tokens tokens, per language and source."""
     from tqdm.auto import tqdm
 
-    from vbert.data.corpora import corpus_stats, load_corpus
-    from vbert.data.corpora.store import CorpusIntegrityError
+    from vbert.data.corpora import corpus_stats, load_corpus, stored_corpus_stats
+    from vbert.data.corpora.debian import default_corpus_dir
+    from vbert.data.corpora.store import MANIFEST_NAME, CorpusIntegrityError, read_manifest
 
-    counter = _token_counter(tokenizer, embedder)
-    options: dict[str, Any] = {}
     wanted = _split_values(langs)
-    if corpus == "debian":
-        options = {"corpus_dir": corpus_dir, "langs": wanted}
-    elif wanted is not None:
-        options = {"langs": wanted}
+
+    def bar(articles: Any) -> Any:
+        return tqdm(articles, unit="doc", disable=not progress, leave=False)
+
+    stored = (corpus_dir or default_corpus_dir()) if corpus == "debian" else Path(corpus)
+    is_stored = corpus == "debian" or (stored / MANIFEST_NAME).is_file()
     try:
-        articles = tqdm(load_corpus(corpus, **options), unit="doc", disable=not progress, leave=False)
-        table = corpus_stats(articles, counter, min_tokens=min_tokens)
+        if is_stored:
+            read_manifest(stored)  # fail before the (slow) tokenizer load when there is no corpus
+        counter = _token_counter(tokenizer, embedder)
+        if is_stored:
+            table = stored_corpus_stats(stored, counter, min_tokens=min_tokens, langs=wanted, progress=bar)
+        else:
+            articles = (a for a in load_corpus(corpus) if wanted is None or a.lang in wanted)
+            table = corpus_stats(bar(articles), counter, min_tokens)
     except (FileNotFoundError, ValueError, CorpusIntegrityError) as err:
         _fail(str(err))
     if json_output:

@@ -25,21 +25,31 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Dataset folder (resumed if it holds the same build).")]
+OutOpt = Annotated[
+    Path, typer.Option("--out", "-o", help="Dataset folder (resumed if it holds the same build).")
+]
 CorpusOpt = Annotated[
-    str, typer.Option(help="'debian' (offline default), 'wikipedia', 'files' (needs --corpus-dir), or a folder.")
+    str,
+    typer.Option(help="'debian' (offline default), 'wikipedia', 'files' (needs --corpus-dir), or a folder."),
 ]
 CorpusDirOpt = Annotated[
-    Path | None, typer.Option("--corpus-dir", help="Debian corpus folder, or the folder/JSONL of a files corpus.")
+    Path | None,
+    typer.Option("--corpus-dir", help="Debian corpus folder, or the folder/JSONL of a files corpus."),
 ]
-LangsOpt = Annotated[str | None, typer.Option(help="Languages, comma-separated (e.g. en,ko,fr); default all.")]
-SourcesOpt = Annotated[str | None, typer.Option(help="Debian source families, comma-separated (default all).")]
+LangsOpt = Annotated[
+    str | None, typer.Option(help="Languages, comma-separated (e.g. en,ko,fr); default all.")
+]
+SourcesOpt = Annotated[
+    str | None, typer.Option(help="Debian source families, comma-separated (default all).")
+]
 MaxArticlesOpt = Annotated[int | None, typer.Option(min=1, help="Use at most this many articles in total.")]
 PerLangOpt = Annotated[int | None, typer.Option(min=1, help="Use at most this many articles per language.")]
 EmbedderOpt = Annotated[
     str, typer.Option(help="'default' (multilingual-e5-small), 'minilm', a model folder, a hub id, or 'toy'.")
 ]
-DeviceOpt = Annotated[str | None, typer.Option(help="Torch device (default: cuda:LOCAL_RANK if CUDA, else CPU).")]
+DeviceOpt = Annotated[
+    str | None, typer.Option(help="Torch device (default: cuda:LOCAL_RANK if CUDA, else CPU).")
+]
 BatchOpt = Annotated[int, typer.Option(min=1, help="Texts per forward pass.")]
 DtypeOpt = Annotated[str, typer.Option(help="Storage type of the vectors: float16 or float32.")]
 SeedOpt = Annotated[int, typer.Option(help="Seed of the splits and of every sampled window.")]
@@ -47,7 +57,9 @@ ShardOpt = Annotated[int, typer.Option(min=1, help="Consecutive articles per sha
 SplitsOpt = Annotated[
     str, typer.Option(help="train,validation,test fractions by translation group; 'none' puts all in train.")
 ]
-OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace a folder built with other parameters.")]
+OverwriteOpt = Annotated[
+    bool, typer.Option("--overwrite", help="Replace a folder built with other parameters.")
+]
 
 
 def _fail(message: str) -> None:
@@ -129,7 +141,13 @@ def _load_embedder(name: str, device: str | None) -> Any:
 
 
 def _options(
-    splits: str, seed: int, articles_per_shard: int, batch_size: int, dtype: str, overwrite: bool, corpus: dict
+    splits: str,
+    seed: int,
+    articles_per_shard: int,
+    batch_size: int,
+    dtype: str,
+    overwrite: bool,
+    corpus: dict,
 ) -> Any:
     from vbert.data.datasets import CommonOptions
     from vbert.data.splits import normalize_fractions, split_of
@@ -165,14 +183,23 @@ def _run(build: Callable[[], Any]) -> None:
     logging.getLogger("vbert.data.datasets").setLevel(logging.INFO)
     try:
         result = build()
-    except (DatasetError, CorpusIntegrityError, FileNotFoundError, NotADirectoryError, ValueError, TypeError) as err:
+    except (
+        DatasetError,
+        CorpusIntegrityError,
+        FileNotFoundError,
+        NotADirectoryError,
+        ValueError,
+        TypeError,
+    ) as err:
         _fail(str(err))
     rank = os.environ.get("RANK", "0")
     summary = f"built {len(result.built)} shard(s), reused {len(result.reused)} in {result.seconds:.0f}s"
     summary += f" ({result.embed_seconds:.0f}s embedding {result.texts_embedded} texts)"
     if result.manifest is not None:
         rows = ", ".join(f"{split}: {v['rows']}" for split, v in sorted(result.manifest["splits"].items()))
-        typer.echo(f"{summary}; {result.n_articles} articles -> {rows}; manifest: {result.out_dir / 'manifest.json'}")
+        typer.echo(
+            f"{summary}; {result.n_articles} articles -> {rows}; manifest: {result.out_dir / 'manifest.json'}"
+        )
     elif result.pending:
         typer.echo(f"[rank {rank}] {summary}; waiting for {len(result.pending)} shard(s) of other ranks")
     else:
@@ -191,6 +218,9 @@ def articles(
     embedder: EmbedderOpt = "default",
     device: DeviceOpt = None,
     chunk_tokens: Annotated[int, typer.Option(min=1, help="Content tokens per chunk.")] = 64,
+    min_tokens: Annotated[
+        int, typer.Option(min=0, help="Leave out articles shorter than this (they fit one base window).")
+    ] = 512,
     batch_size: BatchOpt = 64,
     dtype: DtypeOpt = "float16",
     seed: SeedOpt = 0,
@@ -204,7 +234,11 @@ def articles(
     open_corpus, description = _corpus_factory(corpus, corpus_dir, langs, sources, max_articles, max_per_lang)
     options = _options(splits, seed, articles_per_shard, batch_size, dtype, overwrite, description)
     model = _load_embedder(embedder, device)
-    _run(lambda: build_article_sequences(open_corpus(), model, out, chunk_tokens=chunk_tokens, options=options))
+    _run(
+        lambda: build_article_sequences(
+            open_corpus(), model, out, chunk_tokens=chunk_tokens, min_tokens=min_tokens, options=options
+        )
+    )
 
 
 @app.command("n-to-1")
@@ -221,11 +255,14 @@ def n_to_one(
     ] = 32,
     windows: Annotated[str, typer.Option(help="'tiled' (one tiling per size) or 'all' windows.")] = "tiled",
     window_tokens: Annotated[
-        int | None, typer.Option(min=2, help="--atomic: window size in tokens (default: the embedder's window).")
+        int | None,
+        typer.Option(min=2, help="--atomic: window size in tokens (default: the embedder's window)."),
     ] = None,
     tree_depth: Annotated[int, typer.Option(min=0, help="--atomic: depth of the binary span tree.")] = 4,
     min_span: Annotated[int, typer.Option(min=2, help="--atomic: shortest span in tokens.")] = 2,
-    tokens_per_shard: Annotated[int, typer.Option(min=1, help="--atomic: rows per token-table shard.")] = 8192,
+    tokens_per_shard: Annotated[
+        int, typer.Option(min=1, help="--atomic: rows per token-table shard.")
+    ] = 8192,
     corpus: CorpusOpt = "debian",
     corpus_dir: CorpusDirOpt = None,
     langs: LangsOpt = None,
@@ -307,7 +344,9 @@ def validate(
     else:
         rows = ", ".join(f"{split} {n}" for split, n in sorted(report.rows.items()))
         typer.echo(f"{report.kind} dataset, {report.files} files ({report.bytes / 1e6:.1f} MB), rows: {rows}")
-        typer.echo(f"embedder {report.manifest['embedder']['name']} ({report.manifest['embedder']['fingerprint']})")
+        typer.echo(
+            f"embedder {report.manifest['embedder']['name']} ({report.manifest['embedder']['fingerprint']})"
+        )
         for problem in report.problems:
             typer.secho(f"problem: {problem}", fg=typer.colors.RED, err=True)
         if report.ok:

@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from vbert.cli.lab import leaderboard_command
+
 app = typer.Typer(
     name="finesse",
     help=(
@@ -245,3 +247,6 @@ def run(
 
 if __name__ == "__main__":
     app()
+
+
+app.command("leaderboard")(leaderboard_command)

@@ -438,7 +438,11 @@ def build_site(
     files = [Path(f) for f in results_files]
     loaded = [load_results(f) for f in files]
     checks = [hash_status(r, key) for r in loaded]
-    labels = _labels([str(r["competitor"].get("name", f.stem)) for r, f in zip(loaded, files, strict=True)])
+    # Labels are unique within a metric's table (an rss and an srs run of one model share its name).
+    names = [
+        f"{r['metric']}\0{r['competitor'].get('name', f.stem)}" for r, f in zip(loaded, files, strict=True)
+    ]
+    labels = [label.split("\0", 1)[1] for label in _labels(names)]
     entries = [
         summarise(r, f"m{i}", label, check, str(f))
         for i, (r, label, check, f) in enumerate(zip(loaded, labels, checks, files, strict=True))

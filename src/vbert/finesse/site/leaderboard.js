@@ -423,7 +423,7 @@
     const section = document.getElementById("srs");
     section.hidden = DATA.srs.length === 0;
     if (!DATA.srs.length) return;
-    const head = ["Model", "Formula", "SRS", "Position bias index", "Lengths", "Hash"];
+    const head = [["Model"], ["Formula"], ["SRS", "num"], ["Position bias index", "num"], ["Lengths"], ["Hash"]];
     const rows = DATA.srs.map((m) =>
       el("tr", { class: flagged(m) ? "flagged" : null }, [
         el("th", { scope: "row" }, [m.label, flagged(m) ? el("span", { class: "flag", text: "⚠ unverified", title: m.hash.detail.join("\n") }) : null]),
@@ -435,7 +435,7 @@
       ])
     );
     document.getElementById("srs-board").replaceChildren(
-      el("thead", {}, [el("tr", {}, head.map((h) => el("th", { scope: "col", text: h })))]),
+      el("thead", {}, [el("tr", {}, head.map(([h, cls]) => el("th", { scope: "col", class: "plain " + (cls || ""), text: h })))]),
       el("tbody", {}, rows)
     );
   }
@@ -446,7 +446,7 @@
   warnings.hidden = DATA.warnings.length === 0;
   document.getElementById("flag-toolbar").hidden = !models.some(flagged);
   document.getElementById("generated").textContent =
-    models.length + " results · built " + DATA.generated + " with vbert " + DATA.vbert_version;
+    (models.length + DATA.srs.length === 1 ? "1 result" : models.length + DATA.srs.length + " results") + " · built " + DATA.generated + " with vbert " + DATA.vbert_version;
   renderTable();
   renderSrs();
   buildPicker();
