@@ -9,6 +9,7 @@ import pytest
 
 from vbert.train.data import (
     BatchPlan,
+    ManifestDataset,
     PairDataset,
     VectorSequenceDataset,
     batch_loader,
@@ -59,26 +60,62 @@ def test_sequences_from_parquet_layouts(tmp_path, layout):
     assert dataset.fingerprint == open_dataset(str(tmp_path), "sequences").fingerprint
 
 
-def test_pairs_from_parquet_and_manifest_fingerprint(tmp_path):
+def test_pairs_from_parquet_and_content_fingerprint(tmp_path):
     rng = np.random.default_rng(1)
     rows = sequences(rng, 6)
     targets = rng.standard_normal((6, 8)).astype(np.float32)
-    table = pa.table(
-        {
+
+    def write(targets: np.ndarray) -> None:
+        columns = {
             "inputs": nested_column(rows, fixed=True),
             "target": pa.array(targets.tolist(), pa.list_(pa.float32(), 8)),
         }
-    )
-    pq.write_table(table, tmp_path / "pairs.parquet")
-    (tmp_path / "manifest.json").write_text('{"embedder": {"fingerprint": "abc"}}')
+        pq.write_table(pa.table(columns), tmp_path / "pairs.parquet")
+
+    write(targets)
     dataset = open_dataset(str(tmp_path), "pairs")
     assert isinstance(dataset, PairDataset)
     np.testing.assert_array_equal(dataset[3]["inputs"], rows[3])
     np.testing.assert_array_equal(dataset[3]["target"], targets[3])
-    assert dataset.metadata["embedder"]["fingerprint"] == "abc"
     before = dataset.fingerprint
-    (tmp_path / "manifest.json").write_text('{"embedder": {"fingerprint": "xyz"}}')
+    write(targets + 1.0)
     assert open_dataset(str(tmp_path), "pairs").fingerprint != before
+
+
+def test_built_dataset_folders_are_read_by_split(tmp_path):
+    """Folders with a manifest.json go through vbert.data.datasets: splits, atomic token tables, fingerprints."""
+    from vbert.data.datasets import CommonOptions, build_article_sequences, build_atomic
+    from vbert.data.datasets.toy import ToyEmbedder, toy_articles
+
+    embedder = ToyEmbedder(dim=8, max_tokens=32)
+    articles = toy_articles(12, seed=0, max_words=80)
+    options = CommonOptions(
+        split_rule=lambda a: "validation" if int(a.id.rsplit(":", 1)[-1]) % 3 == 0 else "train",
+        split_spec="every 3rd article in validation",
+    )
+    build_article_sequences(
+        articles, embedder, tmp_path / "articles", chunk_tokens=4, min_tokens=0, options=options
+    )
+    build_atomic(articles, embedder, tmp_path / "atomic", options=options)
+
+    train, validation = (
+        open_dataset(str(tmp_path / "articles"), "sequences", split) for split in ("train", "validation")
+    )
+    assert isinstance(train, ManifestDataset) and train.dim == 8
+    assert len(train) + len(validation) == 12 and train.fingerprint != validation.fingerprint
+    row = train[1]["inputs"]
+    assert row.dtype == np.float32 and row.shape == (train.lengths[1], 8)
+    batch = train.__getitems__([0, 2])
+    np.testing.assert_array_equal(batch[1]["inputs"], train[2]["inputs"])
+    assert train.metadata["embedder"]["fingerprint"] == embedder.fingerprint
+
+    pairs = open_dataset(str(tmp_path / "atomic"), "pairs")
+    item = pairs[0]
+    assert item["inputs"].shape == (pairs.lengths[0], 8) and item["target"].shape == (8,)
+    with pytest.raises(ValueError, match="no rows in split 'test'"):
+        open_dataset(str(tmp_path / "atomic"), "pairs", "test")
+    with pytest.raises(ValueError, match="load_pairs"):
+        open_dataset(str(tmp_path / "atomic"), "sequences")
 
 
 def test_parquet_errors_name_the_problem(tmp_path):

@@ -169,7 +169,9 @@ def test_training_on_built_dataset_folders(tmp_path):
         split_rule=lambda a: "validation" if int(a.id.rsplit(":", 1)[-1]) % 4 == 0 else "train",
         split_spec="every 4th article in validation",
     )
-    build_article_sequences(articles, embedder, tmp_path / "articles", chunk_tokens=8, options=options)
+    build_article_sequences(
+        articles, embedder, tmp_path / "articles", chunk_tokens=8, min_tokens=0, options=options
+    )
     build_n_to_one(articles, embedder, tmp_path / "n2o", max_chunks=5, chunk_tokens=8, options=options)
     stages = (
         f"  - {{name: pre, objective: vbert, data: '{tmp_path / 'articles'}', ppe_dim: 8, lr: 1.0e-3, "

@@ -215,10 +215,12 @@ def demo(
 from vbert.cli import evaluate as _evaluate  # noqa: E402  (sub-apps are mounted after the commands above)
 from vbert.cli import finesse as _finesse  # noqa: E402
 from vbert.cli.lab import lab_command  # noqa: E402
+from vbert.cli.train import train_command  # noqa: E402
 
 app.add_typer(_finesse.app, name="finesse", help="The Finesse benchmark (also the 'finesse' command).")
 app.add_typer(_evaluate.app, name="evaluate")
 app.command("lab")(lab_command)
+app.command("train")(train_command)
 
 
 def main() -> None:

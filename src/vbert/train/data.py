@@ -60,7 +60,7 @@ class ColumnMap:
 def column_map(kind: DatasetKind) -> ColumnMap:
     """The column names of each dataset kind (those :mod:`vbert.data.datasets` writes)."""
     if kind == "sequences":
-        return ColumnMap(vectors="embeddings", length="n_chunks")
+        return ColumnMap(vectors="embeddings", length="length")
     return ColumnMap(vectors="inputs", length="length", target="target")
 
 
@@ -341,9 +341,7 @@ class ManifestDataset(torch.utils.data.Dataset):
         self.kind = kind
         self.reader = (load_sequences if kind == "sequences" else load_pairs)(path, split=split)
         manifest = self.reader.manifest
-        self.lengths = np.asarray(
-            self.reader.hf.with_format("numpy")[column_map(kind).length], dtype=np.int64
-        ).reshape(-1)
+        self.lengths = np.asarray(self.reader.lengths, dtype=np.int64)
         self.dim = int(manifest["embedder"]["dim"])
         digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode())
         digest.update(split.encode())

@@ -169,7 +169,7 @@ class TrainingOptions(_Strict):
     )
     checkpoint_every: int = Field(500, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
-    log_every: int = Field(10, ge=1)
+    log_every: int = Field(1, ge=1, description="steps per metrics.jsonl line (checkpoints always log)")
     eval_every: int | None = Field(
         None, ge=1, description="also validate every N steps (always at stage end)"
     )

@@ -327,9 +327,8 @@ class Trainer:
         checkpoint = self._prepare_output(resume, overwrite)
         deterministic_before = torch.are_deterministic_algorithms_enabled()
         if self.recipe.training.deterministic:
-            os.environ.setdefault(
-                "CUBLAS_WORKSPACE_CONFIG", ":4096:8"
-            )  # cuBLAS needs it for deterministic GEMMs
+            # cuBLAS refuses deterministic matrix products without a fixed workspace.
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
         try:
             return self._run(checkpoint)
@@ -352,6 +351,7 @@ class Trainer:
             ):
                 if self.is_main:
                     log.info("%s already holds the finished run; nothing to do", self.output_dir)
+                self.accelerator.end_training()
                 return final_dir
             if self.is_main:
                 log.info("resuming from %s", checkpoint)
@@ -575,8 +575,9 @@ class Trainer:
             "samples": self.state.samples,
             "samples_per_s": samples / max(time.monotonic() - started, 1e-9),
         }
-        if grad_norm is not None:
-            record["grad_norm"] = float(grad_norm)
+        norm = None if grad_norm is None else float(grad_norm)
+        if norm is not None and math.isfinite(norm):  # an fp16 overflow step is skipped, not logged
+            record["grad_norm"] = norm
         return record
 
     def _evaluate(self, index: int, stage: Stage, prior_steps: int) -> None:
@@ -606,7 +607,7 @@ class Trainer:
         return {
             "name": stage.name,
             "objective": stage.objective,
-            "data": stage.data,
+            "data": dataset.source,
             "data_fingerprint": dataset.fingerprint,
             "embedder_fingerprint": _embedder_fingerprint(dataset.metadata),
             "rows": len(dataset),
