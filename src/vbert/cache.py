@@ -17,13 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
+from vbert.io import vbert_home
+
 SCHEMA_VERSION = 1
 
 
 def default_cache_path() -> Path:
     """``$VBERT_HOME/chunk-cache.sqlite`` (``~/.cache/vbert`` when ``VBERT_HOME`` is unset)."""
-    home = Path(os.environ.get("VBERT_HOME", Path.home() / ".cache" / "vbert"))
-    return home / "chunk-cache.sqlite"
+    return vbert_home() / "chunk-cache.sqlite"
 
 
 def text_key(text: str) -> str:

@@ -82,7 +82,7 @@ def showcase(embedder: object, mergers: dict, articles: list[Article], out: Path
         started = time.perf_counter()
         vectors[name] = encoder.encode([a.text for a in documents])
         _say(
-            f"   cached: {name:<18} merged all {len(documents)} documents in {1000 * (time.perf_counter() - started):8.1f} ms"
+            f"   cached: {name:<18} re-encoded all {len(documents)} documents (chunk, cache lookup, merge) in {1000 * (time.perf_counter() - started):8.1f} ms"
         )
     names = list(vectors)
     _say("\n   lang  chunks  " + "  ".join(f"cos({n[:12]},{names[1]})" for n in names if n != names[1]))
@@ -95,7 +95,7 @@ def showcase(embedder: object, mergers: dict, articles: list[Article], out: Path
     cache.close()
 
 
-def finesse_config(out: Path, samples: int, max_length: int) -> dict:
+def finesse_config(out: Path, corpus_dir: Path, samples: int, max_length: int) -> dict:
     return {
         "name": "demo",
         "metric": "rss",
@@ -103,7 +103,7 @@ def finesse_config(out: Path, samples: int, max_length: int) -> dict:
         "embedder": "default",
         "probes": {
             "file": str(out / "probes.parquet"),
-            "source": {"kind": "corpus", "name": "debian", "split": "test"},
+            "source": {"kind": "corpus", "name": str(corpus_dir), "split": "test"},
             "tokenizer": "default",
             "sequence_length": {"min": 4, "max": max_length},
             "samples_per_length": samples,
@@ -118,7 +118,7 @@ def finesse_config(out: Path, samples: int, max_length: int) -> dict:
 def run_demo(output: Path, merger: str = "default", quick: bool = False) -> None:
     from vbert import load_embedder
     from vbert.data.corpora import load_corpus
-    from vbert.data.corpora.debian import fetch_debian
+    from vbert.data.corpora.debian import default_corpus_dir, fetch_debian
     from vbert.data.splits import filter_split
 
     output.mkdir(parents=True, exist_ok=True)
@@ -132,7 +132,12 @@ def run_demo(output: Path, merger: str = "default", quick: bool = False) -> None
     done()
 
     done = _step("Corpus: Debian documentation in many languages (cached after the first fetch)")
-    report = fetch_debian(families=DEMO_FAMILIES, log=lambda line: _say(f"   {line}"))
+    # Its own folder: a subset fetched here must not replace the manifest of `vbert corpus fetch debian`.
+    report = fetch_debian(
+        default_corpus_dir().with_name("debian-demo"),
+        families=DEMO_FAMILIES,
+        log=lambda line: _say(f"   {line}"),
+    )
     articles = list(load_corpus(report.corpus_dir))
     test = list(filter_split(articles, "test"))
     langs = sorted({a.lang for a in test})
@@ -143,14 +148,16 @@ def run_demo(output: Path, merger: str = "default", quick: bool = False) -> None
 
     mergers = load_mergers(merger)
 
-    done = _step("Long documents: cold (embed chunks) vs cached (merge only)")
+    done = _step("Long documents: cold (embed every chunk) vs cached (no embedding)")
     showcase(embedder, mergers, test, output)
     done()
 
     done = _step("Finesse benchmark on held-out probes (balanced score, q1q3, base chunk space)")
     from vbert.finesse import run_benchmark
 
-    config = finesse_config(output, samples=3 if quick else 5, max_length=8 if quick else 16)
+    config = finesse_config(
+        output, report.corpus_dir, samples=3 if quick else 5, max_length=8 if quick else 16
+    )
     main_name = next(iter(mergers))
     config["competitors"] = [{"name": main_name, "kind": "merger", "merger": merger}] + [
         {"name": name, "kind": name} for name in ("mean", "mean-weighted", "truncation")

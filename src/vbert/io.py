@@ -28,6 +28,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+def vbert_home() -> Path:
+    """Where vbert keeps models, corpora and caches: ``$VBERT_HOME``, or ``~/.cache/vbert``."""
+    return Path(os.environ.get("VBERT_HOME", Path.home() / ".cache" / "vbert"))
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)

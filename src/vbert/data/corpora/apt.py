@@ -74,11 +74,6 @@ class FetchedPackage:
     downloaded: bool
 
 
-def vbert_home() -> Path:
-    """``$VBERT_HOME``, or ``~/.cache/vbert`` when unset."""
-    return Path(os.environ.get("VBERT_HOME", Path.home() / ".cache" / "vbert"))
-
-
 def _run(command: Sequence[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(list(command), cwd=cwd, capture_output=True, text=True, check=False)

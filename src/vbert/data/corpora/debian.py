@@ -53,7 +53,6 @@ from vbert.data.corpora.apt import (
     fetch_package,
     read_marker,
     remove_partials,
-    vbert_home,
 )
 from vbert.data.corpora.html_text import extract_html
 from vbert.data.corpora.language import check_translation, normalize_lang, prose_paragraphs
@@ -65,7 +64,7 @@ from vbert.data.corpora.manpage import (
     render_manpage,
 )
 from vbert.data.corpora.store import article_line, iter_corpus, sha256_file, write_manifest
-from vbert.io import atomic_write_json
+from vbert.io import atomic_write_json, vbert_home
 
 # Bump when the conversion output changes, so cached conversions are rebuilt.
 CONVERTER_VERSION = 1

@@ -13,9 +13,21 @@ from html.parser import HTMLParser
 
 # Elements whose whole content is never prose.
 SKIP_TAGS = frozenset({"script", "style", "head", "nav", "header", "footer", "aside", "noscript", "template"})
-# Elements with a class or id matching this are page furniture, not prose.
-SKIP_CLASS = re.compile(
-    r"navheader|navfooter|docnav|banner|toc|breadcrumb|footer|header|debug", re.IGNORECASE
+# Elements with one of these classes (or this id) are page furniture, not prose. Whole names
+# only: an anchor such as id="_debug" on a "Debug" section is prose.
+SKIP_NAMES = frozenset(
+    {
+        "navheader",
+        "navfooter",
+        "docnav",
+        "banner",
+        "toc",
+        "breadcrumb",
+        "breadcrumbs",
+        "footer",
+        "header",
+        "debug",
+    }
 )
 BLOCK_TAGS = frozenset(
     {
@@ -158,7 +170,8 @@ class _ProseParser(HTMLParser):
         style = (attributes.get("style") or "").replace(" ", "").lower()
         if "display:none" in style:
             return True
-        return any(SKIP_CLASS.search(attributes.get(name) or "") for name in ("class", "id"))
+        names = (attributes.get("class") or "").lower().split() + [(attributes.get("id") or "").lower()]
+        return any(name in SKIP_NAMES for name in names)
 
     # -- text --------------------------------------------------------------------------------
     def handle_data(self, data: str) -> None:

@@ -1,8 +1,8 @@
 """Reading built datasets back: manifest checks, torch-friendly datasets, a padding collate.
 
 Rows come out as dicts of numpy arrays with vectors in float32 whatever the stored dtype:
-``inputs`` (n, d) and ``length`` n for every dataset (the article-sequence columns
-``embeddings``/``n_chunks`` are renamed to them), plus ``target`` (d,) for pairs; atomic
+``inputs`` (n, d) and ``length`` n for every dataset (the article-sequence column
+``embeddings`` is renamed ``inputs``), plus ``target`` (d,) for pairs; atomic
 pairs get their ``inputs`` gathered from the token table. The other columns pass through.
 """
 
@@ -30,7 +30,7 @@ from vbert.data.datasets.shards import (
 
 SEQUENCE_KIND = "article-sequences"
 PAIR_KINDS = ("n-to-1", "atomic")
-_RENAMES = {"embeddings": "inputs", "n_chunks": "length"}
+_RENAMES = {"embeddings": "inputs"}
 
 
 @dataclass(frozen=True)
@@ -59,10 +59,7 @@ def validate_dataset(path: str | Path, checksums: bool = True, strict: bool = Tr
     root = Path(path)
     manifest = read_manifest(root)
     files = manifest_files(manifest)
-    if checksums:
-        problems = verify_files(root, files)
-    else:
-        problems = _size_problems(root, files)
+    problems = verify_files(root, files) if checksums else _size_problems(root, files)
     listed = {f.path for f in files}
     problems += [
         f"{p.relative_to(root).as_posix()}: not listed in the manifest"
@@ -148,6 +145,11 @@ class VectorDataset(TorchDataset):
 
     def __len__(self) -> int:
         return len(self.hf)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Number of input vectors of every row, in row order (for length bucketing)."""
+        return self._arrow["length"].to_numpy().astype(np.int64)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not -len(self) <= index < len(self):
@@ -283,7 +285,7 @@ def load_sequences(
         cache_dir: Hugging Face ``datasets`` cache folder (non-streaming only).
         checksums: also verify every file's sha256 first (sizes are always checked).
 
-    Each row: ``inputs`` float32 (n_chunks, d), ``length``, ``token_counts``, ``id``, ``lang`` ...
+    Each row: ``inputs`` float32 (length, d), ``length``, ``token_counts``, ``id``, ``lang`` ...
     """
     return _open(path, (SEQUENCE_KIND,), split, streaming, cache_dir, checksums, "load_sequences")
 

@@ -77,8 +77,8 @@ class DatasetValidationError(DatasetError):
 
 
 def canonical_json(obj: Any) -> str:
-    """JSON with sorted keys and fixed layout, so equal objects give equal bytes."""
-    return json.dumps(obj, sort_keys=True, ensure_ascii=False, indent=2, allow_nan=False) + "\n"
+    """JSON with sorted keys and fixed layout, so equal objects give equal bytes (paths become strings)."""
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, indent=2, allow_nan=False, default=str) + "\n"
 
 
 def sha256_json(obj: Any) -> str:
