@@ -26,10 +26,18 @@ class Size:
     needle_documents: int
     needle_lengths: tuple[int, ...]
     deep_min_tokens: int = 2000
+    deep_max_tokens: int = 16000
+    cross_langs: tuple[str, ...] | None = None
 
 
 SIZES = {
-    "small": Size(deep_documents=40, needle_documents=12, needle_lengths=(256, 512, 1024, 2048, 4096)),
+    "small": Size(
+        deep_documents=16,
+        needle_documents=8,
+        needle_lengths=(256, 512, 1024, 2048),
+        deep_max_tokens=6000,
+        cross_langs=("de", "ja", "ko"),
+    ),
     "full": Size(deep_documents=None, needle_documents=26, needle_lengths=LENGTHS),
 }
 
@@ -62,11 +70,21 @@ def run_retrieval_suite(
     }
     if "deep-paragraph" in tasks:
         task = build_deep_paragraph_task(
-            articles, embedder, min_tokens=plan.deep_min_tokens, max_documents=plan.deep_documents, seed=seed
+            articles,
+            embedder,
+            min_tokens=plan.deep_min_tokens,
+            max_tokens=plan.deep_max_tokens,
+            max_documents=plan.deep_documents,
+            seed=seed,
         )
         report["tasks"]["deep-paragraph"] = evaluate_deep_paragraph(task, embedder, mergers, cache)
     if "cross-lingual" in tasks:
-        report["tasks"]["cross-lingual"] = evaluate_cross_lingual(articles, embedder, mergers, cache=cache)
+        pool = (
+            articles
+            if plan.cross_langs is None
+            else [a for a in articles if a.lang in ("en", *plan.cross_langs)]
+        )
+        report["tasks"]["cross-lingual"] = evaluate_cross_lingual(pool, embedder, mergers, cache=cache)
     filler = [a.text for a in articles if a.lang == "en"] or [a.text for a in articles]
     for kind in ("passkey", "needle"):
         if kind in tasks:
