@@ -77,6 +77,34 @@ def measure(
     return Timing(statistics.median(times), min(times), max(times), len(times))
 
 
+def measure_interleaved(
+    runs: dict[str, Callable[[Any], object]],
+    *,
+    repeats: int,
+    warmup: int = 1,
+    setups: dict[str, Callable[[], Any]] | None = None,
+) -> dict[str, Timing]:
+    """Time alternatives in turns (A, B, A, B, ...), so a change in machine load hits them alike.
+
+    ``setups`` optionally gives, per name, an untimed setup whose result is passed to the run.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    setups = setups or {}
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for turn in range(warmup + repeats):
+        for name, run in runs.items():
+            state = setups[name]() if name in setups else None
+            start = _clock()
+            run(state)
+            if turn >= warmup:
+                times[name].append(_clock() - start)
+    return {
+        name: Timing(statistics.median(values), min(values), max(values), len(values))
+        for name, values in times.items()
+    }
+
+
 # ---------------------------------------------------------------------------------------------
 # The machine
 
@@ -169,22 +197,29 @@ def pseudo_text(n_words: int, seed: int) -> str:
     return " ".join(words)
 
 
-def document(embedder: Any, n_chunks: int, chunk_tokens: int, seed: int) -> tuple[str, list[str]]:
-    """A document that splits into exactly ``n_chunks`` full chunks of ``chunk_tokens`` tokens.
+def documents(
+    embedder: Any, n_documents: int, n_chunks: int, chunk_tokens: int, seed: int
+) -> list[tuple[str, list[str]]]:
+    """Documents that each split into exactly ``n_chunks`` full chunks of ``chunk_tokens`` tokens.
 
-    Returns the text and its chunks (as ``embedder.split`` cuts them).
+    One long text is split once and its pieces are grouped; returns (text, chunks) pairs,
+    the chunks as ``embedder.split`` cuts each document.
     """
     probe = pseudo_text(200, seed)
     tokens_per_word = max(embedder.count_tokens(probe) / 200, 0.1)
-    n_words = int(n_chunks * chunk_tokens / tokens_per_word * 1.15) + 20
+    needed = n_documents * n_chunks + 1
+    n_words = int(needed * chunk_tokens / tokens_per_word * 1.15) + 20
     pieces = embedder.split(pseudo_text(n_words, seed), chunk_tokens)
-    if len(pieces) <= n_chunks:
-        raise RuntimeError(f"generated text gave {len(pieces)} chunks, fewer than the {n_chunks} + 1 needed")
-    text = "".join(pieces[:n_chunks])
-    chunks = embedder.split(text, chunk_tokens)
-    if len(chunks) != n_chunks:
-        raise RuntimeError(f"a document meant to have {n_chunks} chunks re-split into {len(chunks)}")
-    return text, chunks
+    if len(pieces) < needed:
+        raise RuntimeError(f"generated text gave {len(pieces)} chunks, fewer than the {needed} needed")
+    out = []
+    for i in range(n_documents):
+        text = "".join(pieces[i * n_chunks : (i + 1) * n_chunks])
+        chunks = embedder.split(text, chunk_tokens)
+        if len(chunks) != n_chunks:
+            raise RuntimeError(f"a document meant to have {n_chunks} chunks re-split into {len(chunks)}")
+        out.append((text, chunks))
+    return out
 
 
 def unit_vectors(shape: tuple[int, ...], seed: int) -> np.ndarray:
@@ -202,23 +237,26 @@ def sequence_length(config: SequenceMergerConfig, n_chunks: int) -> int:
     return 2 * n_chunks + 1 if config.position_mode == "ppe" else n_chunks + 1
 
 
-def merger_matmuls(config: SequenceMergerConfig, batch: int, n_chunks: int) -> list[tuple[str, tuple, int]]:
-    """The matrix products of one merger forward: (name, (batch dims..., m, k, n), count).
+def merger_matmuls(
+    config: SequenceMergerConfig, batch: int, n_chunks: int
+) -> list[tuple[str, tuple[int, ...], int, bool]]:
+    """The matrix products of one merger forward: (name, (batch dims..., m, k, n), count, transposed).
 
     A product of shape (..., m, k) @ (..., k, n) costs 2·m·k·n FLOPs per batch element.
-    Layer norms, GELU, softmax and the residual adds are not counted (they are O(T·d)).
+    ``transposed``: the right operand is stored as (n, k), like ``nn.Linear`` weights and
+    attention keys. Layer norms, GELU, softmax and residual adds are not counted (O(T·d)).
     """
     d, f, h, layers = config.d_model, config.ffn_dim, config.num_heads, config.num_layers
     t = sequence_length(config, n_chunks)
     rows = batch * t
     return [
-        ("qkv projection", (rows, d, 3 * d), layers),
-        ("attention scores QK^T", (batch * h, t, d // h, t), layers),
-        ("attention values PV", (batch * h, t, t, d // h), layers),
-        ("output projection", (rows, d, d), layers),
-        ("MLP up", (rows, d, f), layers),
-        ("MLP down", (rows, f, d), layers),
-        ("pooler", (batch, d, d), 1),
+        ("qkv projection", (rows, d, 3 * d), layers, True),
+        ("attention scores QK^T", (batch * h, t, d // h, t), layers, True),
+        ("attention values PV", (batch * h, t, t, d // h), layers, False),
+        ("output projection", (rows, d, d), layers, True),
+        ("MLP up", (rows, d, f), layers, True),
+        ("MLP down", (rows, f, d), layers, True),
+        ("pooler", (batch, d, d), 1, True),
     ]
 
 
@@ -229,7 +267,7 @@ def matmul_flops(shape: tuple[int, ...]) -> int:
 
 def merger_flops(config: SequenceMergerConfig, batch: int, n_chunks: int) -> int:
     """FLOPs of one merger forward for ``batch`` sequences of ``n_chunks`` real chunks."""
-    return sum(matmul_flops(shape) * count for _, shape, count in merger_matmuls(config, batch, n_chunks))
+    return sum(matmul_flops(shape) * count for _, shape, count, _ in merger_matmuls(config, batch, n_chunks))
 
 
 # ---------------------------------------------------------------------------------------------

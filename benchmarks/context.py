@@ -36,7 +36,7 @@ class Settings:
     max_repeats: int = 20
     overhead_chunks: tuple[int, ...] = (1, 4, 16)
     # 3. embedding pipeline: documents x chunks with cache misses, and the cached path
-    pipeline_documents: int = 8
+    pipeline_documents: int = 4
     pipeline_chunks: int = 4
     pipeline_repeats: int = 3
     cached_documents: int = 64
@@ -44,7 +44,7 @@ class Settings:
     cached_repeats: int = 3
     # 4. training throughput
     train_batch: int = 32
-    train_chunks: int = 32
+    train_chunks: int = 16
     train_repeats: int = 3
     train_sizes: tuple[str, ...] = ("tiny", "default")
     # 5. memory: documents per streaming run (small first)
@@ -60,7 +60,7 @@ class Settings:
     long_context_windows: tuple[int, ...] = (4, 8)
     long_context_repeats: int = 3
     # 10. dataset builds (benchmarks/data_throughput.py) on its toy corpus
-    data_articles: int = 3
+    data_articles: int = 2
     data_datasets: tuple[str, ...] = ("articles", "n-to-1", "atomic")
 
     @classmethod
@@ -76,8 +76,8 @@ class Settings:
             "efficiency_batches": (1, 8, 64),
             "efficiency_chunks": (4, 16),
             "max_repeats": 5,
-            "pipeline_documents": 4,
-            "pipeline_chunks": 2,
+            "pipeline_documents": 2,
+            "pipeline_chunks": 3,
             "pipeline_repeats": 2,
             "cached_documents": 32,
             "cached_repeats": 2,

@@ -1,7 +1,7 @@
 """10. Dataset builds: throughput of the training-set builders against the embedder's raw encode.
 
 Calls ``benchmarks/data_throughput.py`` (the data pipeline's own benchmark) on its offline
-toy corpus with the suite's embedder. Its times are wall-clock seconds whatever the clock.
+toy corpus with the suite's embedder and clock. Each build runs once.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from benchmarks.common import clock
 from benchmarks.context import Context
 
 WHAT = (
@@ -30,6 +31,6 @@ def run(ctx: Context) -> dict[str, Any]:
     rows = []
     for kind in settings.data_datasets:
         ctx.log(f"dataset build: {kind} from {len(articles)} toy articles")
-        result = data_throughput.measure(kind, articles, ctx.embedder, settings.embed_batch)
+        result = data_throughput.measure(kind, articles, ctx.embedder, settings.embed_batch, clock)
         rows.append({key: value for key, value in result.items() if key != "stats"})
     return {"what": WHAT, "corpus": "toy", "rows": rows}

@@ -18,7 +18,10 @@ import torch
 from benchmarks.common import measure, unit_vectors
 from benchmarks.context import Context
 
-WHAT = "the base embedder's architecture with a stretched position table and random weights (compute does not depend on weights) on one window of K x window tokens, against K windows and the merge"
+WHAT = (
+    "the base embedder's architecture with a stretched position table and random weights (compute does "
+    "not depend on weights) on one window of K x window tokens, against K windows and the merge"
+)
 
 
 def run(ctx: Context) -> dict[str, Any]:

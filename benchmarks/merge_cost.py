@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.common import document, measure
+from benchmarks.common import documents, measure
 from benchmarks.context import Context
 from vbert.cache import ChunkCache
 from vbert.long_document import LongDocumentEncoder
@@ -16,12 +16,12 @@ def run(ctx: Context) -> dict[str, Any]:
         raise ValueError("cold_repeats needs one entry per cost_chunks entry")
     window = embedder.content_window
     # One untimed pass first, so lazy initialisation is not billed to the first size.
-    _, warm_chunks = document(embedder, 2, window, seed=999)
+    [(_, warm_chunks)] = documents(embedder, 1, 2, window, seed=999)
     embedder.encode(warm_chunks, batch_size=settings.embed_batch)
     rows = []
     for n_chunks, cold_repeats in zip(settings.cost_chunks, settings.cold_repeats, strict=True):
         ctx.log(f"merge cost: {n_chunks} chunks of {window} tokens")
-        text, chunks = document(embedder, n_chunks, window, seed=1000 + n_chunks)
+        [(text, chunks)] = documents(embedder, 1, n_chunks, window, seed=1000 + n_chunks)
         outputs: list = []
         embed = measure(
             lambda _, c=chunks, out=outputs: out.append(embedder.encode(c, batch_size=settings.embed_batch)),

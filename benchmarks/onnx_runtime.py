@@ -12,11 +12,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.common import measure, merger_flops, unit_vectors
+from benchmarks.common import measure_interleaved, merger_flops, unit_vectors
 from benchmarks.context import Context
 from benchmarks.efficiency import repeats_for
 
-WHAT = "the exported merger in onnxruntime beside PyTorch, both through merge_batch (numpy in, unit vectors out), same threads"
+WHAT = (
+    "the exported merger in onnxruntime beside PyTorch, both through merge_batch (numpy in, unit vectors "
+    "out), same threads"
+)
 
 
 def run(ctx: Context) -> dict[str, Any]:
@@ -43,8 +46,14 @@ def run(ctx: Context) -> dict[str, Any]:
                 mask[batch // 2 :, (n_chunks + 1) // 2 :] = 0
                 x[mask == 0] = 0.0
             repeats = repeats_for(merger_flops(config, batch, n_chunks), settings.max_repeats)
-            torch_timing = measure(lambda _, x=x, m=mask: merger.merge_batch(x, m), repeats=repeats)
-            onnx_timing = measure(lambda _, x=x, m=mask: onnx_merger.merge_batch(x, m), repeats=repeats)
+            timings = measure_interleaved(
+                {
+                    "torch": lambda _, x=x, m=mask: merger.merge_batch(x, m),
+                    "onnx": lambda _, x=x, m=mask: onnx_merger.merge_batch(x, m),
+                },
+                repeats=repeats,
+            )
+            torch_timing, onnx_timing = timings["torch"], timings["onnx"]
             diff = float(np.abs(onnx_merger.merge_batch(x, mask) - merger.merge_batch(x, mask)).max())
             worst = max(worst, diff)
             rows.append(

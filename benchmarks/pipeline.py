@@ -9,16 +9,22 @@ way the embedder batches them (longest first). Hits: documents/s of
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks.common import clock, document, measure, unit_vectors
+from benchmarks.common import clock, documents, measure, measure_interleaved, unit_vectors
 from benchmarks.context import Context
 from vbert.cache import ChunkCache
 from vbert.long_document import LongDocumentEncoder
+from vbert.mergers import merge_sequences
 
-WHAT = "chunk embeddings/s through LongDocumentEncoder with an empty cache against a bare forward_batch loop over the same chunks, tokenised beforehand and batched longest first like the embedder does"
+WHAT = (
+    "chunk embeddings/s through LongDocumentEncoder with an empty cache against a bare forward_batch loop"
+    " over the same chunks, tokenised beforehand and batched longest first like the embedder does; the "
+    "two are timed in turns"
+)
 
 
 def _pre_tokenised_batches(embedder: Any, chunks: list[str], batch_size: int) -> list[Any]:
@@ -38,56 +44,56 @@ def misses(ctx: Context) -> dict[str, Any]:
     settings, embedder, merger = ctx.settings, ctx.embedder, ctx.merger
     window = embedder.content_window
     ctx.log(f"pipeline (misses): {settings.pipeline_documents} documents x {settings.pipeline_chunks} chunks")
-    documents = [
-        document(embedder, settings.pipeline_chunks, window, seed=5000 + i)
-        for i in range(settings.pipeline_documents)
-    ]
-    texts = [text for text, _ in documents]
-    chunks = [chunk for _, doc_chunks in documents for chunk in doc_chunks]
-    runs = iter(range(10**6))
+    pairs = documents(embedder, settings.pipeline_documents, settings.pipeline_chunks, window, seed=5000)
+    texts = [text for text, _ in pairs]
+    chunks = [chunk for _, doc_chunks in pairs for chunk in doc_chunks]
+    embedder.encode(chunks[:1], batch_size=1)  # warm-up outside the timed runs
+    caches: list[Path] = []
 
     def fresh_encoder(_: object = None) -> LongDocumentEncoder:
-        cache = ChunkCache(ctx.scratch / f"pipeline-misses-{next(runs)}.sqlite")
-        return LongDocumentEncoder(embedder, merger, cache=cache, batch_size=settings.embed_batch)
+        caches.append(ctx.scratch / f"pipeline-misses-{len(caches)}.sqlite")
+        return LongDocumentEncoder(
+            embedder, merger, cache=ChunkCache(caches[-1]), batch_size=settings.embed_batch
+        )
 
     def encode_and_close(encoder: LongDocumentEncoder) -> None:
         encoder.encode(texts)
         encoder.cache.close()
 
-    pipeline = measure(encode_and_close, setup=fresh_encoder, repeats=settings.pipeline_repeats, warmup=1)
+    runs: dict[str, Any] = {"pipeline": encode_and_close}
+    hooks = hasattr(embedder, "tokenize_batch") and hasattr(embedder, "forward_batch")
+    if hooks:
+        batches = _pre_tokenised_batches(embedder, chunks, settings.embed_batch)
+        runs["bare"] = lambda _: [embedder.forward_batch(batch) for batch in batches]
+    timings = measure_interleaved(
+        runs, repeats=settings.pipeline_repeats, warmup=0, setups={"pipeline": fresh_encoder}
+    )
+    pipeline = timings["pipeline"]
+    cache_bytes = sum(p.stat().st_size for p in caches[-1].parent.glob(caches[-1].name + "*"))
     result: dict[str, Any] = {
         "documents": len(texts),
         "chunks": len(chunks),
         "pipeline_s": pipeline.median_s,
         "pipeline_chunks_per_s": len(chunks) / pipeline.median_s,
+        "cache_bytes_per_chunk": cache_bytes / len(chunks),
+        "stages_s": _miss_stages(ctx, texts),
     }
-    encoder = fresh_encoder()
-    encoder.encode(texts)
-    cache_bytes = sum(p.stat().st_size for p in encoder.cache.path.parent.glob(encoder.cache.path.name + "*"))
-    result["cache_bytes_per_chunk"] = cache_bytes / len(chunks)
-    encoder.cache.close()
-    if not (hasattr(embedder, "tokenize_batch") and hasattr(embedder, "forward_batch")):
+    if not hooks:
         result["bare"] = f"not measured: {type(embedder).__name__} has no tokenize_batch/forward_batch hooks"
         return result
-    batches = _pre_tokenised_batches(embedder, chunks, settings.embed_batch)
-    bare = measure(
-        lambda _: [embedder.forward_batch(batch) for batch in batches],
-        repeats=settings.pipeline_repeats,
-        warmup=1,
-    )
+    bare = timings["bare"]
     result.update(
         {
             "bare_s": bare.median_s,
             "bare_chunks_per_s": len(chunks) / bare.median_s,
             "pipeline_over_bare": bare.median_s / pipeline.median_s,
-            "stages_s": _miss_stages(ctx, texts),
         }
     )
     return result
 
 
 def _miss_stages(ctx: Context, texts: list[str]) -> dict[str, float]:
-    """One pass of each stage of a cold encode, timed alone (where the overhead sits)."""
+    """The stages of a cold encode other than the forward pass, each timed once on its own."""
     embedder, merger = ctx.embedder, ctx.merger
     window = embedder.content_window
     stages: dict[str, float] = {}
@@ -95,23 +101,18 @@ def _miss_stages(ctx: Context, texts: list[str]) -> dict[str, float]:
     chunked = [embedder.split(t, window) for t in texts]
     stages["split"] = clock() - start
     flat = [c for doc in chunked for c in doc]
-    start = clock()
-    vectors = embedder.encode(flat, batch_size=ctx.settings.embed_batch)
-    stages["embed"] = clock() - start
+    vectors = unit_vectors((len(flat), embedder.dim), seed=5)
     with ChunkCache(ctx.scratch / "pipeline-stages.sqlite") as cache:
         start = clock()
         cache.get_many(embedder.fingerprint, flat)
         cache.put_many(embedder.fingerprint, flat, vectors)
         stages["cache_read_write"] = clock() - start
-    lengths = [len(doc) for doc in chunked]
-    batch = np.zeros((len(chunked), max(lengths), vectors.shape[1]), dtype=np.float32)
-    mask = np.zeros(batch.shape[:2], dtype=np.int64)
-    offset = 0
-    for row, n in enumerate(lengths):
-        batch[row, :n], mask[row, :n] = vectors[offset : offset + n], 1
-        offset += n
+    sequences, offset = [], 0
+    for doc in chunked:
+        sequences.append(vectors[offset : offset + len(doc)])
+        offset += len(doc)
     start = clock()
-    merger.merge_batch(batch, mask)
+    merge_sequences(merger, sequences)
     stages["merge"] = clock() - start
     return stages
 
@@ -121,9 +122,9 @@ def hits(ctx: Context) -> dict[str, Any]:
     window = embedder.content_window
     n_docs, n_chunks = settings.cached_documents, settings.cached_chunks
     ctx.log(f"pipeline (hits): {n_docs} documents x {n_chunks} chunks, all cached")
-    documents = [document(embedder, n_chunks, window, seed=7000 + i) for i in range(n_docs)]
-    texts = [text for text, _ in documents]
-    chunks = [chunk for _, doc_chunks in documents for chunk in doc_chunks]
+    pairs = documents(embedder, n_docs, n_chunks, window, seed=7000)
+    texts = [text for text, _ in pairs]
+    chunks = [chunk for _, doc_chunks in pairs for chunk in doc_chunks]
     with ChunkCache(ctx.scratch / "pipeline-hits.sqlite") as cache:
         # Random unit vectors stand in for the chunk embeddings: the hit path only reads them.
         cache.put_many(embedder.fingerprint, chunks, unit_vectors((len(chunks), embedder.dim), seed=3))

@@ -170,3 +170,14 @@ def test_cli_export_onnx(tmp_path):
     assert refused.exit_code == 2 and "baseline" in refused.output
     missing = runner.invoke(app, ["export-onnx", str(tmp_path / "nowhere"), str(tmp_path / "x.onnx")])
     assert missing.exit_code == 2
+
+
+def test_a_failed_parity_check_writes_nothing(tmp_path, monkeypatch):
+    import vbert.onnx_export as onnx_export
+
+    monkeypatch.setattr(onnx_export, "parity", lambda model, onnx_merger: 1.0)
+    with pytest.raises(RuntimeError, match="nothing was written"):
+        export_onnx(merger(), tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []
+    assert export_onnx(merger(), tmp_path / "m.onnx", verify=False) is None
+    assert (tmp_path / "m.onnx").is_file()

@@ -102,7 +102,7 @@ def merge_sequences(
     merger: Merger,
     sequences: Sequence[np.ndarray],
     weights: Sequence[np.ndarray] | None = None,
-    batch_size: int = 64,
+    batch_size: int = 16,
 ) -> np.ndarray:
     """Merge sequences of different lengths: right-padded ``merge_batch`` calls of ``batch_size``.
 

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import importlib
 import inspect
 import json
 import tempfile
 import warnings
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import torch
@@ -35,6 +37,16 @@ OUTPUT_NAME = "pooler_output"
 PARITY_TOLERANCE = 1e-4
 # Sequence lengths of the parity check run after every export; 7 and 33 are padded batches.
 PARITY_LENGTHS = (1, 2, 7, 33)
+INSTALL_HINT = "pip install 'vbert[onnx]'"
+
+
+def _require(module: str) -> ModuleType:
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise ImportError(
+            f"the ONNX export and OnnxMerger need the {module} package: {INSTALL_HINT}"
+        ) from err
 
 
 class _PooledOutput(nn.Module):
@@ -85,6 +97,7 @@ def export_onnx(
     if destination.suffix != ".onnx":
         raise ValueError(f"{destination} does not end in .onnx: name the output file like merger.onnx")
 
+    onnx = _require("onnx")
     first = next(model.parameters())
     source = model
     if first.device.type != "cpu" or first.dtype != torch.float32:
@@ -95,30 +108,27 @@ def export_onnx(
         with tempfile.TemporaryDirectory(prefix="vbert-onnx-") as scratch:
             traced_path = Path(scratch) / "merger.onnx"
             _trace_to_onnx(source, traced_path, opset)
-            import onnx
-
             proto = onnx.load(str(traced_path))
-            metadata = {
-                "vbert_config": source.config.to_json_string(use_diff=False),
-                "vbert_source_fingerprint": source.fingerprint,
-                "vbert_name": source.name,
-            }
-            for key, value in metadata.items():
-                entry = proto.metadata_props.add()
-                entry.key, entry.value = key, value
-            onnx.checker.check_model(proto)
-            with atomic_path(destination) as tmp:
-                onnx.save_model(proto, str(tmp))
+        metadata = {
+            "vbert_config": source.config.to_json_string(use_diff=False),
+            "vbert_source_fingerprint": source.fingerprint,
+            "vbert_name": source.name,
+        }
+        for key, value in metadata.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.checker.check_model(proto)
+        with atomic_path(destination) as tmp:
+            onnx.save_model(proto, str(tmp))
+            # Checked before the rename: a file that fails the check never reaches the destination.
+            difference = parity(source, OnnxMerger(tmp)) if verify else None
+            if difference is not None and difference > PARITY_TOLERANCE:
+                raise RuntimeError(
+                    f"the ONNX export of {source.name!r} differs from PyTorch by {difference:.2e} "
+                    f"(more than {PARITY_TOLERANCE:.0e}); nothing was written to {destination}"
+                )
     finally:
         source.train(was_training)
-    if not verify:
-        return None
-    difference = parity(source, OnnxMerger(destination))
-    if difference > PARITY_TOLERANCE:
-        raise RuntimeError(
-            f"the ONNX export of {source.name!r} differs from PyTorch by {difference:.2e} "
-            f"(more than {PARITY_TOLERANCE:.0e}); do not use {destination}"
-        )
     return difference
 
 
@@ -190,8 +200,7 @@ class OnnxMerger:
     """
 
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
+        ort = _require("onnxruntime")
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path} does not exist: write it first with `vbert export-onnx`")

@@ -4,7 +4,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.common import document, measure, merger_flops, pseudo_text, random_merger, sequence_length
+from benchmarks.common import documents, measure, merger_flops, pseudo_text, random_merger, sequence_length
 from benchmarks.scaling import fit_exponent
 from vbert.model import SequenceMergerConfig
 
@@ -59,11 +59,13 @@ def test_pseudo_text_is_deterministic_and_seed_dependent():
 def test_documents_split_into_exactly_the_requested_full_chunks(bench_context):
     embedder = bench_context.embedder
     window = embedder.content_window
-    text, chunks = document(embedder, 3, window, seed=11)
-    assert len(chunks) == 3 and "".join(chunks) == text
-    assert embedder.split(text, window) == chunks
-    counts = [embedder.count_tokens(c) for c in chunks]
-    assert max(counts) <= window and min(counts[:-1]) >= window - 2
+    pairs = documents(embedder, 4, 3, window, seed=11)
+    assert len(pairs) == 4 and len({text for text, _ in pairs}) == 4
+    for text, chunks in pairs:
+        assert len(chunks) == 3 and "".join(chunks) == text
+        assert embedder.split(text, window) == chunks
+        counts = [embedder.count_tokens(c) for c in chunks]
+        assert max(counts) <= window and min(counts) >= window - 3
 
 
 def test_prefix_merges_batched_equal_one_by_one_within_1e5():

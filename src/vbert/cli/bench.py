@@ -93,7 +93,7 @@ def export_onnx(
         _fail(f"{source} is a training-free baseline; only trained mergers can be exported")
     try:
         difference = export(model, destination, opset=opset, verify=verify)
-    except (ValueError, TypeError, RuntimeError) as err:
+    except (ImportError, ValueError, TypeError, RuntimeError) as err:
         _fail(str(err))
     parity = "" if difference is None else f"; max abs difference from PyTorch {difference:.1e}"
     typer.echo(f"exported {source} to {destination} (opset {opset}{parity})")

@@ -216,6 +216,7 @@ from vbert.cli import corpus as _corpus  # noqa: E402  (sub-apps are mounted aft
 from vbert.cli import data as _data  # noqa: E402
 from vbert.cli import evaluate as _evaluate  # noqa: E402
 from vbert.cli import finesse as _finesse  # noqa: E402
+from vbert.cli.bench import bench, export_onnx  # noqa: E402
 from vbert.cli.lab import lab_command  # noqa: E402
 from vbert.cli.train import train_command  # noqa: E402
 
@@ -225,6 +226,8 @@ app.add_typer(_corpus.app, name="corpus")
 app.add_typer(_data.app, name="data")
 app.command("lab")(lab_command)
 app.command("train")(train_command)
+app.command("bench")(bench)
+app.command("export-onnx")(export_onnx)
 
 
 def main() -> None:

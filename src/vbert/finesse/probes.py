@@ -355,7 +355,9 @@ def iter_source(source: Any) -> Iterator[Article]:
         from vbert.data.splits import filter_split
 
         articles = load_corpus(source.name, **source.options)
-        yield from articles if source.split is None else filter_split(articles, source.split, seed=source.split_seed)
+        yield from (
+            articles if source.split is None else filter_split(articles, source.split, seed=source.split_seed)
+        )
     else:
         raise ValueError(f"unknown source kind {source.kind!r}")
 

@@ -101,14 +101,23 @@ class SelfAttention(nn.Module):
         self.out = nn.Linear(config.d_model, config.d_model)
         self.dropout = config.dropout
 
-    def forward(self, h: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, key_mask: torch.Tensor, queries: int | None = None) -> torch.Tensor:
+        """Self-attention over ``h``; with ``queries`` only the first ``queries`` positions attend
+        (their outputs alone are returned), which is all the pooler needs from the last block."""
         b, t, d = h.shape
-        q, k, v = self.qkv(h).view(b, t, 3, self.num_heads, d // self.num_heads).unbind(dim=2)
+        heads, width = self.num_heads, d // self.num_heads
+        if queries is None:
+            q, k, v = self.qkv(h).view(b, t, 3, heads, width).unbind(dim=2)
+        else:
+            w_q, w_kv = self.qkv.weight.split((d, 2 * d))
+            b_q, b_kv = self.qkv.bias.split((d, 2 * d))
+            q = F.linear(h[:, :queries], w_q, b_q).view(b, queries, heads, width)
+            k, v = F.linear(h, w_kv, b_kv).view(b, t, 2, heads, width).unbind(dim=2)
         q, k, v = (z.transpose(1, 2) for z in (q, k, v))
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=key_mask[:, None, None, :], dropout_p=self.dropout if self.training else 0.0
         )
-        return self.out(y.transpose(1, 2).reshape(b, t, d))
+        return self.out(y.transpose(1, 2).reshape(b, q.shape[2], d))
 
 
 class Block(nn.Module):
@@ -126,8 +135,9 @@ class Block(nn.Module):
         )
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, h: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
-        h = h + self.dropout(self.attn(self.ln_attn(h), key_mask))
+    def forward(self, h: torch.Tensor, key_mask: torch.Tensor, queries: int | None = None) -> torch.Tensor:
+        attended = self.dropout(self.attn(self.ln_attn(h), key_mask, queries))
+        h = (h if queries is None else h[:, :queries]) + attended
         return h + self.dropout(self.mlp(self.ln_mlp(h)))
 
 
@@ -189,6 +199,7 @@ class SequenceMergerModel(SequenceMergerPreTrainedModel):
         inject_copy2: torch.Tensor | None = None,
         output_hidden_states: bool = False,
         return_dict: bool = True,
+        pooled_only: bool = False,
         **kwargs,
     ) -> BaseModelOutputWithPooling:
         """Merge a batch of chunk-embedding sequences.
@@ -204,6 +215,10 @@ class SequenceMergerModel(SequenceMergerPreTrainedModel):
                 (B, N) bool) by ``inject_copy1`` (B, N, d) in copy 1 and ``inject_copy2``
                 in copy 2, after masking and before the positional slots are written
                 (vMLM's second pass injects its predictions here).
+            pooled_only: compute only what ``pooler_output`` needs: the last block runs its
+                attention query, MLP and norms for the CLS position alone (keys and values
+                still see every position), about a fifth less work for a 4-layer merger.
+                ``last_hidden_state`` is then (B, 1, d), the CLS state only.
         """
         x, mask = self._check_inputs(inputs_embeds, attention_mask)
         if kwargs:
@@ -235,8 +250,9 @@ class SequenceMergerModel(SequenceMergerPreTrainedModel):
         h = torch.cat((self.cls.to(x.dtype).expand(b, 1, -1), tokens), dim=1)
         key_mask = torch.cat((key_mask.new_ones(b, 1), key_mask), dim=1).bool()
         hidden_states = [h] if output_hidden_states else None
-        for block in self.blocks:
-            h = block(h, key_mask)
+        last = len(self.blocks) - 1
+        for index, block in enumerate(self.blocks):
+            h = block(h, key_mask, queries=1 if pooled_only and index == last else None)
             if hidden_states is not None:
                 hidden_states.append(h)
         h = self.ln_final(h)
@@ -338,14 +354,17 @@ class SequenceMergerModel(SequenceMergerPreTrainedModel):
             raise TypeError(f"chunk embeddings must be floating point, got dtype {x.dtype}")
         device = self.pooler.weight.device
         was_training = self.training
-        self.eval()
+        if was_training:
+            self.eval()
         try:
             with torch.inference_mode():
                 out = self(
                     torch.as_tensor(x, dtype=torch.float32, device=device),
                     attention_mask=torch.as_tensor(np.asarray(mask), device=device),
+                    pooled_only=True,
                 ).pooler_output
                 out = F.normalize(out.float(), dim=-1)
         finally:
-            self.train(was_training)
+            if was_training:
+                self.train()
         return out.cpu().numpy()
