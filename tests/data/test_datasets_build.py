@@ -82,13 +82,13 @@ def read_split(folder: Path, split: str) -> list[dict]:
 
 
 def test_article_sequences_one_row_per_article_with_its_chunk_vectors(tmp_path, toy, corpus):
-    result = build_article_sequences(corpus, toy, tmp_path, chunk_tokens=12, options=SPLITS)
+    result = build_article_sequences(corpus, toy, tmp_path, chunk_tokens=12, min_tokens=0, options=SPLITS)
     rows = {r["id"]: r for split in ("train", "test") for r in read_split(tmp_path, split)}
     assert set(rows) == {a.id for a in corpus} - {"blank"}
     for article in corpus[:3]:
         row = rows[article.id]
         chunks = toy.split(article.text, 12)
-        assert row["n_chunks"] == len(chunks) == len(row["embeddings"])
+        assert row["length"] == len(chunks) == len(row["embeddings"])
         assert row["token_counts"] == [toy.count_tokens(c) for c in chunks]
         assert row["n_tokens"] == toy.count_tokens(article.text)
         assert row["split"] == ("test" if article.id.endswith("3") else "train")
@@ -99,19 +99,30 @@ def test_article_sequences_one_row_per_article_with_its_chunk_vectors(tmp_path, 
     assert manifest["embedder"]["fingerprint"] == toy.fingerprint
     assert manifest["text_prefix"] == "passage: "
     assert manifest["params"]["chunk_tokens"] == 12
-    assert (manifest["seed"], manifest["dtype"], manifest["split_spec"]) == (0, "float16", "test = ids ending in 3")
+    assert (manifest["seed"], manifest["dtype"], manifest["split_spec"]) == (
+        0,
+        "float16",
+        "test = ids ending in 3",
+    )
     assert manifest["corpus"]["n_articles"] == len(corpus)
-    assert manifest["stats"]["articles_without_tokens"] == 1
+    assert manifest["stats"]["articles_left_out"] == 1
     assert manifest["splits"]["test"]["rows"] == 1
     assert json.loads((tmp_path / "manifest.json").read_text()) == manifest
 
 
 def test_float32_storage_is_exact(tmp_path, toy, corpus):
     options = CommonOptions(dtype="float32")
-    build_article_sequences(corpus[:2], toy, tmp_path, chunk_tokens=12, options=options)
+    build_article_sequences(corpus[:2], toy, tmp_path, chunk_tokens=12, min_tokens=0, options=options)
     row = read_split(tmp_path, "train")[0]
-    assert pq.read_schema(next((tmp_path / "data").glob("*.parquet"))).field("embeddings").type.value_type.value_type.bit_width == 32
-    np.testing.assert_array_equal(np.asarray(row["embeddings"], np.float32), toy.encode(toy.split(corpus[0].text, 12)))
+    assert (
+        pq.read_schema(next((tmp_path / "data").glob("*.parquet")))
+        .field("embeddings")
+        .type.value_type.value_type.bit_width
+        == 32
+    )
+    np.testing.assert_array_equal(
+        np.asarray(row["embeddings"], np.float32), toy.encode(toy.split(corpus[0].text, 12))
+    )
 
 
 def test_chunk_size_must_fit_the_window(tmp_path, toy, corpus):
@@ -130,7 +141,9 @@ def test_n_to_one_inputs_are_the_articles_chunk_vectors_and_target_the_window_te
         window = chunks[row["start"] : row["start"] + row["length"]]
         assert 2 <= row["length"] <= 6 == len(window) or 2 <= row["length"] == len(window)
         np.testing.assert_allclose(np.asarray(row["inputs"], np.float32), toy.encode(window), atol=2e-3)
-        np.testing.assert_allclose(np.asarray(row["target"], np.float32), toy.encode(["".join(window)])[0], atol=2e-3)
+        np.testing.assert_allclose(
+            np.asarray(row["target"], np.float32), toy.encode(["".join(window)])[0], atol=2e-3
+        )
         assert row["target_tokens"] == toy.count_tokens("".join(window)) <= toy.content_window
     # every chunk and every target text went through the embedder exactly once
     assert max(counting.counts.values()) == 1
@@ -160,7 +173,7 @@ def test_select_windows_tiles_every_size_reproducibly():
         assert 40 // size - 1 <= count <= 40 // size  # a tiling with a random offset
         starts = sorted(s for s, k in windows if k == size)
         assert all(b - a == size for a, b in zip(starts, starts[1:], strict=False))
-    assert all(0 <= s and s + k <= 40 for s, k in windows)
+    assert all(s >= 0 and s + k <= 40 for s, k in windows)
     capped = select_windows(40, 2, 10, 16, np.random.default_rng(3))
     assert len(capped) == 16 and set(capped) <= set(windows)
     assert len(select_windows(12, 2, 10, 0, rng, mode="all")) == sum(12 - k + 1 for k in range(2, 11))
@@ -180,7 +193,9 @@ def test_atomic_spans_are_the_documented_prefixes_and_tree():
         assert parts[0][0] == 0 and sum(n for _, n in parts) == 507  # the parts tile the window
     assert atomic_spans(3) == [(0, 2, "prefix", 0), (0, 3, "prefix", 0), (1, 2, "tree", 1)]
     assert atomic_spans(1) == []
-    assert len({(s, n) for s, n, _, _ in atomic_spans(64, tree_depth=6)}) == len(atomic_spans(64, tree_depth=6))
+    assert len({(s, n) for s, n, _, _ in atomic_spans(64, tree_depth=6)}) == len(
+        atomic_spans(64, tree_depth=6)
+    )
 
 
 def check_atomic(folder: Path, embedder, corpus, result, window_tokens: int) -> list[tuple[int, str]]:
@@ -198,7 +213,9 @@ def check_atomic(folder: Path, embedder, corpus, result, window_tokens: int) -> 
     tokens = SingleTokens(base)
     for row in rows[::60]:
         window = tokens.windows(by_id[row["article_id"]].text, window_tokens)[row["window"]]
-        assert [vocabulary[i] for i in row["token_rows"]] == window.keys[row["start"] : row["start"] + row["length"]]
+        assert [vocabulary[i] for i in row["token_rows"]] == window.keys[
+            row["start"] : row["start"] + row["length"]
+        ]
         assert (row["start"], row["length"], row["span"], row["level"]) in atomic_spans(len(window.keys))
         text = window.span_text(row["start"], row["length"])
         np.testing.assert_allclose(np.asarray(row["target"], np.float32), base.encode([text])[0], atol=2e-3)
@@ -225,8 +242,12 @@ class WordTokenizerEmbedder:
         from tokenizers import Tokenizer, models, pre_tokenizers
         from transformers import PreTrainedTokenizerFast
 
-        words = sorted({w for t in texts for w in pre_tokenizers.Whitespace().pre_tokenize_str(t) for w in [w[0]]})
-        backend = Tokenizer(models.WordLevel({"[UNK]": 0, **{w: i + 1 for i, w in enumerate(words)}}, "[UNK]"))
+        words = sorted(
+            {w for t in texts for w in pre_tokenizers.Whitespace().pre_tokenize_str(t) for w in [w[0]]}
+        )
+        backend = Tokenizer(
+            models.WordLevel({"[UNK]": 0, **{w: i + 1 for i, w in enumerate(words)}}, "[UNK]")
+        )
         backend.pre_tokenizer = pre_tokenizers.Whitespace()
         self.tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]")
         self.inner = ToyEmbedder(dim=16, max_tokens=96)
@@ -276,12 +297,15 @@ def test_single_tokens_cover_the_window_text(toy):
         assert len(window.keys) <= 5
         assert all(toy.count_tokens(piece) == 1 for _, piece in window.keys)
         assert window.span_text(0, len(window.keys)).strip() == window.text.strip()
-    assert merge_blank_pieces(["  ", "a", " ", "b", "\n"], [True, False, True, False, True]) == ["  a ", "b\n"]
+    assert merge_blank_pieces(["  ", "a", " ", "b", "\n"], [True, False, True, False, True]) == [
+        "  a ",
+        "b\n",
+    ]
 
 
 def test_bad_corpora_get_clear_errors(tmp_path, toy, corpus):
     with pytest.raises(DatasetError, match="no articles"):
-        build_article_sequences([], toy, tmp_path / "empty")
+        build_article_sequences([], toy, tmp_path / "empty", min_tokens=0)
     with pytest.raises(ValueError, match="occurs twice"):
         build_article_sequences([corpus[0], corpus[0]], toy, tmp_path / "dup")
     with pytest.raises(TypeError, match="Article"):
@@ -301,4 +325,14 @@ def test_embedder_output_is_checked(tmp_path, corpus):
             return np.full((len(texts), self.dim), np.nan, dtype=np.float32)
 
     with pytest.raises(DatasetError, match="NaN"):
-        build_article_sequences(corpus, Broken(dim=8), tmp_path)
+        build_article_sequences(corpus, Broken(dim=8), tmp_path, min_tokens=0)
+
+
+def test_short_articles_are_left_out_of_sequences(tmp_path, toy, corpus):
+    lengths = {a.id: toy.count_tokens(a.text) for a in corpus}
+    threshold = sorted(lengths.values())[len(lengths) // 2]
+    result = build_article_sequences(corpus, toy, tmp_path, chunk_tokens=12, min_tokens=threshold)
+    kept = {r["id"] for r in read_split(tmp_path, "train")}
+    assert kept == {i for i, n in lengths.items() if n >= threshold}
+    assert result.manifest["stats"]["articles_left_out"] == len(corpus) - len(kept)
+    assert result.manifest["params"]["min_tokens"] == threshold

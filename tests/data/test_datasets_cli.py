@@ -39,15 +39,21 @@ def invoke(*args: str):
 def test_articles_build_then_resume(tmp_path, text_folder):
     out = tmp_path / "seq"
     common = ["--out", str(out), "--corpus", "files", "--corpus-dir", str(text_folder), "--embedder", "toy"]
-    first = invoke("articles", *common, "--chunk-tokens", "16", "--articles-per-shard", "4")
+    first = invoke(
+        "articles", *common, "--chunk-tokens", "16", "--articles-per-shard", "4", "--min-tokens", "0"
+    )
     assert first.exit_code == 0, first.output
     assert "built 2 shard(s), reused 0" in first.output and "6 articles" in first.output
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["corpus"]["name"] == "files" and manifest["params"]["chunk_tokens"] == 16
     assert manifest["split_spec"].startswith("vbert.data.splits.split_of(seed=0")
-    again = invoke("articles", *common, "--chunk-tokens", "16", "--articles-per-shard", "4")
+    again = invoke(
+        "articles", *common, "--chunk-tokens", "16", "--articles-per-shard", "4", "--min-tokens", "0"
+    )
     assert "built 0 shard(s), reused 2" in again.output
-    changed = runner.invoke(app, ["articles", *common, "--chunk-tokens", "20", "--articles-per-shard", "4"])
+    changed = runner.invoke(
+        app, ["articles", *common, "--chunk-tokens", "20", "--articles-per-shard", "4", "--min-tokens", "0"]
+    )
     assert changed.exit_code == 2 and "other parameters" in changed.output
     split = sorted(manifest["splits"])[0]
     row = load_sequences(out, split=split, cache_dir=tmp_path / "hf")[0]
@@ -56,7 +62,9 @@ def test_articles_build_then_resume(tmp_path, text_folder):
 
 def test_n_to_1_and_atomic_build_and_validate(tmp_path, text_folder):
     corpus = ["--corpus", "files", "--corpus-dir", str(text_folder), "--embedder", "toy", "--splits", "none"]
-    pairs = invoke("n-to-1", "--out", str(tmp_path / "pairs"), *corpus, "--max-chunks", "4", "--chunk-tokens", "12")
+    pairs = invoke(
+        "n-to-1", "--out", str(tmp_path / "pairs"), *corpus, "--max-chunks", "4", "--chunk-tokens", "12"
+    )
     assert pairs.exit_code == 0, pairs.output
     row = load_pairs(tmp_path / "pairs", cache_dir=tmp_path / "hf")[0]
     assert 2 <= row["length"] <= 4 and row["target"].shape == (384,)
@@ -78,10 +86,21 @@ def test_clear_errors(tmp_path, text_folder):
          "--embedder", "toy", "--chunk-tokens", "60"],
     )  # fmt: skip
     assert too_long.exit_code == 2 and "--chunk-tokens" in too_long.output
-    no_dir = runner.invoke(app, ["articles", "--out", str(tmp_path / "y"), "--corpus", "files", "--embedder", "toy"])
+    no_dir = runner.invoke(
+        app, ["articles", "--out", str(tmp_path / "y"), "--corpus", "files", "--embedder", "toy"]
+    )
     assert no_dir.exit_code == 2 and "--corpus-dir" in no_dir.output
     missing = runner.invoke(
-        app, ["articles", "--out", str(tmp_path / "z"), "--corpus", str(tmp_path / "nowhere"), "--embedder", "toy"]
+        app,
+        [
+            "articles",
+            "--out",
+            str(tmp_path / "z"),
+            "--corpus",
+            str(tmp_path / "nowhere"),
+            "--embedder",
+            "toy",
+        ],
     )
     assert missing.exit_code == 2 and "unknown corpus" in missing.output
     fractions = runner.invoke(

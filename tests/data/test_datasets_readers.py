@@ -20,7 +20,9 @@ from vbert.data.datasets import (
 from vbert.data.datasets.toy import ToyEmbedder, toy_articles
 
 OPTIONS = CommonOptions(
-    articles_per_shard=4, split_rule=lambda a: "test" if a.id.endswith("3") else "train", split_spec="ends in 3"
+    articles_per_shard=4,
+    split_rule=lambda a: "test" if a.id.endswith("3") else "train",
+    split_spec="ends in 3",
 )
 
 
@@ -31,7 +33,7 @@ def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("built")
     toy = ToyEmbedder(dim=8, max_tokens=64)
     corpus = toy_articles(9, min_words=20, max_words=120)
-    build_article_sequences(corpus, toy, root / "seq", chunk_tokens=10, options=OPTIONS)
+    build_article_sequences(corpus, toy, root / "seq", chunk_tokens=10, min_tokens=0, options=OPTIONS)
     build_n_to_one(corpus, toy, root / "pairs", max_chunks=4, chunk_tokens=10, options=OPTIONS)
     build_atomic(corpus, toy, root / "atomic", window_tokens=20, options=OPTIONS)
     torch.set_num_threads(threads)
@@ -56,6 +58,7 @@ def test_load_sequences_gives_float32_inputs_and_lengths(built, tmp_path):
     row = sequences[0]
     assert row["inputs"].dtype == np.float32 and row["inputs"].shape == (row["length"], 8)
     assert row["length"] == len(row["token_counts"]) and row["split"] == "train"
+    assert sequences.lengths.tolist() == [sequences[i]["length"] for i in range(len(sequences))]
     np.testing.assert_allclose(np.linalg.norm(row["inputs"], axis=1), 1.0, atol=1e-2)
     assert sequences[-1]["id"] == sequences[len(sequences) - 1]["id"]
     with pytest.raises(IndexError):
@@ -63,7 +66,7 @@ def test_load_sequences_gives_float32_inputs_and_lengths(built, tmp_path):
     streamed = list(load_sequences(built / "seq", streaming=True))
     assert [r["id"] for r in streamed] == [sequences[i]["id"] for i in range(len(sequences))]
     np.testing.assert_array_equal(streamed[2]["inputs"], sequences[2]["inputs"])
-    assert len(load_sequences(built / "seq", split="test", cache_dir=tmp_path)) == 2
+    assert len(load_sequences(built / "seq", split="test", cache_dir=tmp_path)) == 1
 
 
 def test_pairs_batch_through_a_dataloader(built, tmp_path):

@@ -14,7 +14,13 @@ import pytest
 import torch
 
 import vbert
-from vbert.data.datasets import CommonOptions, ShardAssignment, build_article_sequences, build_atomic, build_n_to_one
+from vbert.data.datasets import (
+    CommonOptions,
+    ShardAssignment,
+    build_article_sequences,
+    build_atomic,
+    build_n_to_one,
+)
 from vbert.data.datasets.toy import ToyEmbedder, toy_articles
 
 N_ARTICLES, PER_SHARD, BATCH = 16, 2, 4
@@ -49,10 +55,16 @@ def build(kind: str, out: str | Path, seconds_per_batch: float = 0.0):
     )
     one = ShardAssignment()
     if kind == "articles":
-        return build_article_sequences(corpus, embedder, out, chunk_tokens=8, options=options, assignment=one)
+        return build_article_sequences(
+            corpus, embedder, out, chunk_tokens=8, min_tokens=0, options=options, assignment=one
+        )
     if kind == "n-to-1":
-        return build_n_to_one(corpus, embedder, out, max_chunks=5, chunk_tokens=10, options=options, assignment=one)
-    return build_atomic(corpus, embedder, out, window_tokens=24, tokens_per_shard=16, options=options, assignment=one)
+        return build_n_to_one(
+            corpus, embedder, out, max_chunks=5, chunk_tokens=10, options=options, assignment=one
+        )
+    return build_atomic(
+        corpus, embedder, out, window_tokens=24, tokens_per_shard=16, options=options, assignment=one
+    )
 
 
 def snapshot(folder: Path) -> dict[str, str]:
@@ -64,16 +76,30 @@ def snapshot(folder: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(
-    "kind", [pytest.param("articles", marks=pytest.mark.slow), "n-to-1", pytest.param("atomic", marks=pytest.mark.slow)]
+    "kind",
+    [
+        pytest.param("articles", marks=pytest.mark.slow),
+        "n-to-1",
+        pytest.param("atomic", marks=pytest.mark.slow),
+    ],
 )
 def test_kill_9_then_rerun_is_byte_identical_to_an_uninterrupted_build(tmp_path, kind):
     killed = tmp_path / "killed"
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "MASTER_ADDR")}
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(vbert.__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(vbert.__file__).resolve().parents[1]), env.get("PYTHONPATH", "")]
+    )
     process = subprocess.Popen(
-        [sys.executable, str(script), kind, str(killed), str(torch.get_num_threads()), str(Path(__file__).parent)],
+        [
+            sys.executable,
+            str(script),
+            kind,
+            str(killed),
+            str(torch.get_num_threads()),
+            str(Path(__file__).parent),
+        ],
         env=env,
         stderr=subprocess.PIPE,
         text=True,

@@ -55,11 +55,16 @@ def snapshot(folder: Path) -> dict[str, str]:
 
 
 def build(folder: Path, toy, corpus, **kwargs):
-    return build_article_sequences(corpus, toy, folder, chunk_tokens=8, options=kwargs.pop("options", OPTIONS), **kwargs)
+    options = kwargs.pop("options", OPTIONS)
+    return build_article_sequences(
+        corpus, toy, folder, chunk_tokens=8, min_tokens=0, options=options, **kwargs
+    )
 
 
 def test_parquet_bytes_depend_only_on_the_table(tmp_path):
-    table = pa.table({"id": ["a", "b"], "v": pa.FixedSizeListArray.from_arrays(pa.array([1.0, 2, 3, 4], pa.float16()), 2)})
+    table = pa.table(
+        {"id": ["a", "b"], "v": pa.FixedSizeListArray.from_arrays(pa.array([1.0, 2, 3, 4], pa.float16()), 2)}
+    )
     write_parquet_atomically(table, tmp_path / "one.parquet")
     write_parquet_atomically(table, tmp_path / "two.parquet")
     assert (tmp_path / "one.parquet").read_bytes() == (tmp_path / "two.parquet").read_bytes()
@@ -110,13 +115,16 @@ def test_truncated_or_missing_files_and_records_are_rebuilt(tmp_path, toy, corpu
 def test_other_parameters_are_refused_unless_overwrite(tmp_path, toy, corpus):
     build(tmp_path, toy, corpus)
     with pytest.raises(DatasetMismatchError, match="other parameters"):
-        build_article_sequences(corpus, toy, tmp_path, chunk_tokens=9, options=OPTIONS)
+        build_article_sequences(corpus, toy, tmp_path, chunk_tokens=9, min_tokens=0, options=OPTIONS)
     with pytest.raises(DatasetMismatchError):
         build(tmp_path, toy, corpus, options=CommonOptions(articles_per_shard=3, seed=1))
     forced = CommonOptions(articles_per_shard=5, overwrite=True)
     result = build(tmp_path, toy, corpus, options=forced)
     assert len(result.built) == 2
-    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["train-00000.parquet", "train-00001.parquet"]
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == [
+        "train-00000.parquet",
+        "train-00001.parquet",
+    ]
     assert sorted(p.name for p in (tmp_path / ".state").iterdir()) == ["data-00000.json", "data-00001.json"]
     assert validate_dataset(tmp_path).rows == {"train": 10}
 
@@ -125,7 +133,10 @@ def test_a_smaller_corpus_leaves_no_stale_shards(tmp_path, toy, corpus):
     build(tmp_path, toy, corpus)
     result = build(tmp_path, toy, corpus[:4])
     assert result.built == ["data-00001"] and result.reused == ["data-00000"]
-    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["train-00000.parquet", "train-00001.parquet"]
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == [
+        "train-00000.parquet",
+        "train-00001.parquet",
+    ]
     assert validate_dataset(tmp_path).rows == {"train": 4}
 
 
@@ -146,7 +157,10 @@ def test_disk_full_gives_a_clear_error_and_leaves_nothing_half_written(tmp_path,
     monkeypatch.setattr(shards.pq, "write_table", write_until_full)
     with pytest.raises(DiskFullError, match="no space left.*run the same command again"):
         build(folder, toy, corpus)
-    assert sorted(p.name for p in (folder / "data").iterdir()) == ["train-00000.parquet", "train-00001.parquet"]
+    assert sorted(p.name for p in (folder / "data").iterdir()) == [
+        "train-00000.parquet",
+        "train-00001.parquet",
+    ]
     assert sorted(p.name for p in (folder / ".state").iterdir()) == ["data-00000.json", "data-00001.json"]
     assert not (folder / "manifest.json").exists()
     monkeypatch.setattr(shards.pq, "write_table", real_write)

@@ -19,17 +19,17 @@ from vbert.data.datasets.toy import ToyEmbedder, toy_articles
 
 N_ARTICLES, PER_SHARD = 14, 3  # 5 shards
 
-WORKER = """
+WORKER = f"""
 import json, sys, torch
 torch.set_num_threads(int(sys.argv[2]))
 from vbert.data.datasets import CommonOptions, build_n_to_one
 from vbert.data.datasets.toy import ToyEmbedder, toy_articles
 result = build_n_to_one(
-    toy_articles({n}, min_words=10, max_words=120), ToyEmbedder(dim=8, max_tokens=64), sys.argv[1],
-    max_chunks=4, chunk_tokens=10, options=CommonOptions(articles_per_shard={per}),
+    toy_articles({N_ARTICLES}, min_words=10, max_words=120), ToyEmbedder(dim=8, max_tokens=64), sys.argv[1],
+    max_chunks=4, chunk_tokens=10, options=CommonOptions(articles_per_shard={PER_SHARD}),
 )
 print(json.dumps({{"built": result.built, "manifest": result.manifest is not None, "pending": result.pending}}))
-""".format(n=N_ARTICLES, per=PER_SHARD)
+"""
 
 
 @pytest.fixture(autouse=True)
@@ -64,10 +64,16 @@ def reference(folder: Path):
 def launch(tmp_path: Path, out: Path, rank: int, extra_env: dict[str, str]) -> subprocess.Popen:
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+    }
     src = str(Path(vbert.__file__).resolve().parents[1])
     env.update(
-        {"RANK": str(rank), "WORLD_SIZE": "2", "PYTHONPATH": os.pathsep.join([src, env.get("PYTHONPATH", "")])}
+        {
+            "RANK": str(rank),
+            "WORLD_SIZE": "2",
+            "PYTHONPATH": os.pathsep.join([src, env.get("PYTHONPATH", "")]),
+        }
     )
     env.update(extra_env)
     return subprocess.Popen(
