@@ -187,7 +187,7 @@ def run_demo(output: Path, merger: str = "default", quick: bool = False) -> None
     from vbert.finesse.leaderboard import build_site
     from vbert.finesse.raw import RawRun
 
-    site = build_site(list(run.files.values()), output / "site", title="vbert demo: Finesse leaderboard")
+    site = build_site(list(run.result_files.values()), output / "site", title="vbert demo: Finesse leaderboard")
     pictures = output / "anatomy"
     for name in (main_name, "mean"):
         raw = RawRun.open(run.raw_dir / name)
