@@ -32,6 +32,8 @@ def _step(title: str) -> Callable[[], None]:
 
 def load_mergers(merger: str) -> dict:
     """The competitors: the chosen merger (shipped default if present) and the three baselines."""
+    import torch
+
     from vbert import (
         MeanPoolMerger,
         SequenceMergerConfig,
@@ -47,6 +49,7 @@ def load_mergers(merger: str) -> dict:
         _say(
             f"   note: {err}\n   using an UNTRAINED merger instead (residual-to-mean: it equals mean pooling)"
         )
+        torch.manual_seed(0)  # the same untrained weights every run, so a re-run resumes its outputs
         main = SequenceMergerModel(SequenceMergerConfig(d_model=384)).eval()
         label = "merger-untrained"
     return {
@@ -187,7 +190,9 @@ def run_demo(output: Path, merger: str = "default", quick: bool = False) -> None
     from vbert.finesse.leaderboard import build_site
     from vbert.finesse.raw import RawRun
 
-    site = build_site(list(run.result_files.values()), output / "site", title="vbert demo: Finesse leaderboard")
+    site = build_site(
+        list(run.result_files.values()), output / "site", title="vbert demo: Finesse leaderboard"
+    )
     pictures = output / "anatomy"
     for name in (main_name, "mean"):
         raw = RawRun.open(run.raw_dir / name)
