@@ -1,6 +1,6 @@
 """Checkpoint files of a training run: written atomically, read without unpickling.
 
-A checkpoint is a folder ``checkpoints/stageXX-stepXXXXXXXX/`` holding
+A checkpoint is a folder ``checkpoints/stage01-step00000500/`` (stage index, global step) holding
 
 * ``model/`` — the merger (``save_pretrained``: config.json + model.safetensors);
 * ``pretraining_heads.safetensors`` — the vBERT heads, when the run has a vBERT stage;
