@@ -5,6 +5,8 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+import torch
+
 from vbert.mergers import MeanPoolMerger, Merger, TruncationBaseline
 
 BASELINES = {
@@ -19,7 +21,9 @@ def default_merger_path() -> Path:
     return Path(str(resources.files("vbert") / "pretrained" / "default-merger"))
 
 
-def load_merger(name_or_path: str | Path = "default", device: str | None = None) -> Merger:
+def load_merger(
+    name_or_path: str | Path = "default", device: str | None = None, dtype: torch.dtype = torch.float32
+) -> Merger:
     """Load a merger.
 
     Args:
@@ -27,6 +31,8 @@ def load_merger(name_or_path: str | Path = "default", device: str | None = None)
             ``"mean"``, ``"mean-weighted"``, ``"truncation"`` (training-free baselines),
             a folder written by ``save_pretrained``, or a Hugging Face hub id.
         device: torch device for model mergers (default: CPU).
+        dtype: compute dtype of model mergers. Float32 by default: the shipped merger is stored
+            in float16 to keep the package small, and float16 is slow on CPUs.
     """
     key = str(name_or_path)
     if key in BASELINES:
@@ -45,5 +51,5 @@ def load_merger(name_or_path: str | Path = "default", device: str | None = None)
         raise FileNotFoundError(
             f"{key} has no config.json: it is not a merger folder written by save_pretrained"
         )
-    model = SequenceMergerModel.from_pretrained(key, use_safetensors=True)
+    model = SequenceMergerModel.from_pretrained(key, use_safetensors=True, dtype=dtype)
     return model.to(device or "cpu").eval()

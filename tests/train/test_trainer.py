@@ -186,6 +186,9 @@ def test_training_on_built_dataset_folders(tmp_path):
     train(parse_recipe(small_recipe(stages=stages, extra=validation)), output, progress=False)
     card = (output / "model" / "README.md").read_text()
     assert f"`{embedder.fingerprint}`" in card, "the embedder fingerprint comes from the dataset manifest"
+    config = json.loads((output / "model" / "config.json").read_text())
+    assert config["embedder_fingerprint"] == embedder.fingerprint
+    assert config["embedder_name"] == embedder.name
     evals = records(output, "eval")
     assert evals[-1]["distill_cos_mean_pool"] > 0 and "finesse_L4" in evals[-1]
 

@@ -1,4 +1,4 @@
-"""``vbert evaluate retrieval``: long-document retrieval on a held-out split."""
+"""``vbert evaluate``: long-document retrieval and distillation fidelity on held-out data."""
 
 from __future__ import annotations
 
@@ -9,13 +9,33 @@ import typer
 
 app = typer.Typer(help="Evaluate mergers on held-out data.", no_args_is_help=True, add_completion=False)
 
+MERGER_HELP = (
+    "Repeatable: 'default', 'mean', 'mean-weighted', 'truncation', a folder, or NAME=FOLDER to give a "
+    "folder a short name in the report."
+)
+
+
+def _load_mergers(specs: list[str]) -> dict:
+    """``NAME=FOLDER`` or a plain name/folder (reported under that string)."""
+    from vbert import load_merger
+
+    mergers = {}
+    for spec in specs:
+        name, _, path = spec.partition("=") if "=" in spec else (spec, "", spec)
+        if name in mergers:
+            raise ValueError(f"merger name {name!r} is given twice; use NAME=FOLDER to tell them apart")
+        mergers[name] = load_merger(path)
+    return mergers
+
 
 @app.command()
 def retrieval(
-    merger: Annotated[
-        list[str],
-        typer.Option(help="Repeatable: 'default', 'mean', 'mean-weighted', 'truncation', or a folder."),
-    ] = ["default", "mean", "mean-weighted", "truncation"],  # noqa: B006 (typer needs a list default)
+    merger: Annotated[list[str], typer.Option(help=MERGER_HELP)] = [  # noqa: B006 (typer needs a list default)
+        "default",
+        "mean",
+        "mean-weighted",
+        "truncation",
+    ],
     corpus: Annotated[
         str, typer.Option(help="'debian', 'wikipedia', or a corpus folder / files path.")
     ] = "debian",
@@ -30,14 +50,14 @@ def retrieval(
     ),
 ) -> None:
     """Deep-paragraph, cross-lingual, passkey and needle retrieval; every method on the same data."""
-    from vbert import load_embedder, load_merger
+    from vbert import load_embedder
     from vbert.data.corpora import load_corpus
     from vbert.data.splits import filter_split
     from vbert.evaluation.suite import TASKS, format_markdown, run_retrieval_suite
     from vbert.io import atomic_write_json
 
     try:
-        mergers = {name: load_merger(name) for name in merger}
+        mergers = _load_mergers(merger)
         articles = list(filter_split(load_corpus(corpus), split, seed=split_seed))
         report = run_retrieval_suite(
             articles, load_embedder(embedder), mergers, tasks=task or TASKS, size=size, seed=seed
@@ -48,4 +68,37 @@ def retrieval(
     report.update({"corpus": corpus, "split": split, "split_seed": split_seed})
     atomic_write_json(output, report)
     typer.echo(format_markdown(report))
+    typer.echo(f"report written to {output}")
+
+
+@app.command()
+def distill(
+    data: Annotated[Path, typer.Option(help="An N-to-1 dataset folder built by `vbert data n-to-1`.")],
+    merger: Annotated[list[str], typer.Option(help=MERGER_HELP)] = ["default", "mean", "mean-weighted"],  # noqa: B006
+    split: Annotated[str, typer.Option(help="Which split of the dataset to score.")] = "test",
+    baseline: Annotated[str, typer.Option(help="Merger the others are compared with.")] = "mean",
+    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Report file (JSON).")] = Path(
+        "results/distill.json"
+    ),
+) -> None:
+    """Distillation fidelity: cosine of each merger's vector to the embedder's vector of the joined text."""
+    from vbert.data.datasets import load_pairs
+    from vbert.evaluation.fidelity import distillation_fidelity, format_fidelity_markdown
+    from vbert.io import atomic_write_json
+
+    try:
+        mergers = _load_mergers(merger)
+        dataset = load_pairs(data, split=split)
+        rows = dataset.__getitems__(list(range(len(dataset))))
+        report = distillation_fidelity(rows, mergers, baseline=baseline, seed=seed)
+    except (FileNotFoundError, ValueError) as err:
+        typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from err
+    manifest = dataset.manifest
+    report.update(
+        {"data": str(data), "split": split, "embedder": manifest["embedder"], "params": manifest["params"]}
+    )
+    atomic_write_json(output, report)
+    typer.echo(format_fidelity_markdown(report))
     typer.echo(f"report written to {output}")

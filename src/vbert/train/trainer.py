@@ -119,6 +119,13 @@ def build_merger(recipe: Recipe) -> SequenceMergerModel:
     return SequenceMergerModel(SequenceMergerConfig(**recipe.model.architecture()))
 
 
+def _embedder_name(metadata: dict[str, Any]) -> str | None:
+    embedder = metadata.get("embedder")
+    if isinstance(embedder, dict) and embedder.get("name"):
+        return str(embedder["name"])
+    return None
+
+
 def _embedder_fingerprint(metadata: dict[str, Any]) -> str | None:
     embedder = metadata.get("embedder")
     if isinstance(embedder, dict) and embedder.get("fingerprint"):
@@ -610,6 +617,7 @@ class Trainer:
             "data": dataset.source,
             "data_fingerprint": dataset.fingerprint,
             "embedder_fingerprint": _embedder_fingerprint(dataset.metadata),
+            "embedder_name": _embedder_name(dataset.metadata),
             "rows": len(dataset),
             "ppe_dim": self.merger.ppe_dim if self.merger.config.position_mode == "ppe" else None,
             "steps": steps,
@@ -630,7 +638,17 @@ class Trainer:
                     self.heads.save(temp)
         self.accelerator.wait_for_everyone()
 
+    def _record_embedder(self) -> None:
+        """Write the base embedder of the training data into the config, so users get a warning
+        when they merge vectors of another embedder (see ``LongDocumentEncoder``)."""
+        for stage in reversed(self.state.stages):
+            if stage.get("embedder_fingerprint"):
+                self.merger.config.embedder_fingerprint = stage["embedder_fingerprint"]
+                self.merger.config.embedder_name = stage.get("embedder_name")
+                return
+
     def _save_final(self, folder: Path) -> None:
+        self._record_embedder()
         hardware = describe_hardware(
             self.accelerator.device, self.accelerator.num_processes, str(self.accelerator.mixed_precision)
         )
