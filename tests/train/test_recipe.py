@@ -34,6 +34,7 @@ def test_every_shipped_recipe_validates():
         "vbert-only",
         "rocket-no-ppe",
         "rocket-additive-pe",
+        "rocket-no-residual",
         "tiny",
     } <= names
     for path in RECIPES.glob("*.yaml"):
@@ -48,7 +49,7 @@ def test_rocket_is_the_published_protocol():
     assert (vbert.objective, overload.objective, refine.objective) == ("vbert", "distill", "distill")
     assert vbert.ppe_dim == d // 2 and overload.ppe_dim == refine.ppe_dim == 16
     assert overload.lr > refine.lr, "Progressive Overload uses the higher learning rate"
-    assert refine.epochs == 1
+    assert refine.steps is not None and refine.steps > max(vbert.steps, overload.steps)
     assert "512" in overload.data and "10-to-1" in refine.data
     assert rocket.validation.probes is not None and rocket.validation.pairs is not None
 
@@ -69,9 +70,12 @@ def test_ablations_are_the_rocket_minus_one_thing():
     same("vbert-only", ["vbert"])
 
     no_ppe = load_recipe(RECIPES / "rocket-no-ppe.yaml")
-    assert no_ppe.model.ppe_dim == 0 and all(stage.ppe_dim == 0 for stage in no_ppe.stages)
+    assert no_ppe.model.position_mode == "none" and all(stage.ppe_dim is None for stage in no_ppe.stages)
     additive = load_recipe(RECIPES / "rocket-additive-pe.yaml")
     assert additive.model.position_mode == "additive" and all(s.ppe_dim is None for s in additive.stages)
+    no_residual = load_recipe(RECIPES / "rocket-no-residual.yaml")
+    assert not no_residual.model.residual_to_mean and no_residual.stages == rocket.stages
+    assert no_residual.model.model_copy(update={"residual_to_mean": True}) == rocket.model
     for ablation in (no_ppe, additive):
         assert [s.model_copy(update={"ppe_dim": None}) for s in ablation.stages] == [
             s.model_copy(update={"ppe_dim": None}) for s in rocket.stages
