@@ -234,3 +234,40 @@ def test_srs_merger_and_native(tmp_path, make_config, fake_embedder, decay_merge
     assert arrays["pos_cos"][0, 0, 0] == pytest.approx(float(probe @ crafted), abs=1e-5)
     native = RawRun.open(tmp_path / "raw" / "native")
     assert native.lengths == [3, 4]
+
+
+def test_untimed_samples_reuse_chunk_vectors_and_record_no_latency(tmp_path, make_config, fake_embedder):
+    runtime = {"batch_size": 8, "warmup": 0, "progress": False}
+    competitors = [{"name": "mean", "kind": "mean"}]
+    encoded: list[int] = []
+    original = fake_embedder.encode
+
+    def counting_encode(texts, **kwargs):
+        encoded.append(len(texts))
+        return original(texts, **kwargs)
+
+    fake_embedder.encode = counting_encode
+    outputs = {}
+    for timed_samples in (None, 1):
+        raw_config = make_config(competitors, runtime={**runtime, "timed_samples": timed_samples})
+        raw_config["probes"] = {
+            **raw_config["probes"],
+            "document_reuse": "across_samples",
+            "samples_per_length": 4,
+        }
+        config = parse_config(raw_config)
+        probe_set, _ = build_probes_from_config(config, tokenizer=fake_embedder)
+        encoded.clear()
+        generate(config, tmp_path / f"raw-{timed_samples}", probe_set=probe_set, embedder=fake_embedder)
+        outputs[timed_samples] = (RawRun.open(tmp_path / f"raw-{timed_samples}" / "mean"), sum(encoded))
+    (all_timed, all_texts), (one_timed, fewer_texts) = outputs[None], outputs[1]
+    assert fewer_texts < all_texts, "documents recur across samples, so fewer texts are embedded"
+    for length in all_timed.lengths:
+        np.testing.assert_allclose(
+            one_timed.arrays(length)["chunks"], all_timed.arrays(length)["chunks"], atol=1e-6
+        )
+        latency = one_timed.arrays(length)["latency_full_ms"]
+        assert latency[0] > 0 and np.isnan(latency[1:]).all()
+    results = score_run(one_timed)
+    assert results["lengths"]["4"]["latency_full_ms"][1] is None
+    assert results["summary"]["median_latency_full_ms"] > 0

@@ -232,6 +232,12 @@ class RuntimeConfig(_Strict):
     batch_size: int = Field(32, ge=1, description="texts per embedder call")
     merge_batch_size: int = Field(256, ge=1, description="sequences per merge_batch call (srs)")
     warmup: int = Field(2, ge=0, description="untimed warm-up passes before latencies are measured")
+    timed_samples: int | None = Field(
+        5,
+        ge=1,
+        description="samples per length whose embedding is timed; the others reuse the vectors of chunks "
+        "already embedded (documents recur across samples) and record no latency. null = time all",
+    )
     progress: bool = True
 
 

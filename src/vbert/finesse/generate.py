@@ -132,6 +132,7 @@ class ChunkStore:
         }
         self.store = _Folder(root / CHUNK_STORE, sha256_canonical(header), header)
         self._warm = False
+        self._known: dict[str, np.ndarray] = {}  # chunk text -> vector, shared by all lengths
 
     def check_window(self) -> None:
         """Refuse probes whose chunks the base embedder would silently truncate (before any embedding)."""
@@ -156,9 +157,18 @@ class ChunkStore:
                     self.embedder.encode(texts[0], batch_size=batch)
                 self._warm = True
             vectors, latencies = [], []
+            timed_samples = self.config.runtime.timed_samples
             bar = _bar(len(texts), f"embed L={length}", self.config.runtime.progress, leave=False)
-            for sample_texts in texts:
-                encoded, ms = timed(lambda t=sample_texts: self.embedder.encode(t, batch_size=batch))
+            for index, sample_texts in enumerate(texts):
+                if timed_samples is None or index < timed_samples:
+                    encoded, ms = timed(lambda t=sample_texts: self.embedder.encode(t, batch_size=batch))
+                    self._known.update(zip(sample_texts, np.asarray(encoded, dtype=np.float32), strict=True))
+                else:
+                    missing = list(dict.fromkeys(t for t in sample_texts if t not in self._known))
+                    if missing:
+                        fresh = self.embedder.encode(missing, batch_size=batch)
+                        self._known.update(zip(missing, np.asarray(fresh, dtype=np.float32), strict=True))
+                    encoded, ms = np.stack([self._known[t] for t in sample_texts]), float("nan")
                 vectors.append(np.asarray(encoded, dtype=np.float32))
                 latencies.append(ms)
                 bar.update(1)

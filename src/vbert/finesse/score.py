@@ -33,8 +33,14 @@ def _rl(values: Any) -> list[float]:
     return [_r(v) for v in values]
 
 
-def _median(values: list[float]) -> float | None:
-    return _r(np.median(values)) if values else None
+def _latencies(values: Any) -> list[float | None]:
+    """Rounded latencies; an untimed sample (NaN, see ``runtime.timed_samples``) becomes None."""
+    return [None if np.isnan(v) else _r(v) for v in np.asarray(values, dtype=np.float64)]
+
+
+def _median(values: list[float | None]) -> float | None:
+    timed = [v for v in values if v is not None]
+    return _r(np.median(timed)) if timed else None
 
 
 def _vbert_version() -> str:
@@ -52,8 +58,8 @@ def score_rss_length(arrays: dict[str, np.ndarray], formula: str, version: str) 
         tds.append(gaps.td)
         bus.append(gaps.bu)
         scores.append(sample_score(gaps.td, gaps.bu, version))
-    full = _rl(arrays["latency_full_ms"])
-    merge = _rl(arrays["latency_merge_ms"])
+    full = _latencies(arrays["latency_full_ms"])
+    merge = _latencies(arrays["latency_merge_ms"])
     return {
         "samples": len(scores),
         "scores": _rl(scores),
