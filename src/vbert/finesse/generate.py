@@ -137,9 +137,10 @@ class ChunkStore:
     def check_window(self) -> None:
         """Refuse probes whose chunks the base embedder would silently truncate (before any embedding)."""
         window = self.embedder.content_window
-        too_long = [c for c in self.probe_set.chunks if self.embedder.count_tokens(c.text) > window]
+        counts = {text: self.embedder.count_tokens(text) for text in {c.text for c in self.probe_set.chunks}}
+        too_long = [c for c in self.probe_set.chunks if counts[c.text] > window]
         if too_long:
-            worst = max(self.embedder.count_tokens(c.text) for c in too_long)
+            worst = max(counts[c.text] for c in too_long)
             raise ValueError(
                 f"{len(too_long)} probe chunks exceed the base embedder's content window ({window} tokens of "
                 f"{self.embedder.name}; longest {worst}); rebuild the probes with a smaller token_per_sample "
