@@ -234,9 +234,10 @@ class RuntimeConfig(_Strict):
     warmup: int = Field(2, ge=0, description="untimed warm-up passes before latencies are measured")
     timed_samples: int | None = Field(
         5,
-        ge=1,
+        ge=0,
         description="samples per length whose embedding is timed; the others reuse the vectors of chunks "
-        "already embedded (documents recur across samples) and record no latency. null = time all",
+        "already embedded (documents recur across samples) and record no latency. null = time all, "
+        "0 = time none (scores only)",
     )
     progress: bool = True
 

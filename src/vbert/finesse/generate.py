@@ -180,7 +180,12 @@ class ChunkStore:
                 "n_tokens": np.array([[c.n_tokens for c in s] for s in samples], dtype=np.int64),
             }
             self.store.save(length, arrays, len(texts))
-        return load_npz(self.store.folder / length_file(length))
+        stored = load_npz(self.store.folder / length_file(length))
+        for sample_texts, vectors in zip(
+            _texts(self.probe_set.samples(length)), stored["embeddings"], strict=True
+        ):
+            self._known.update(zip(sample_texts, vectors, strict=True))
+        return stored
 
 
 def _rss_merger(
