@@ -248,7 +248,7 @@ def test_untimed_samples_reuse_chunk_vectors_and_record_no_latency(tmp_path, mak
 
     fake_embedder.encode = counting_encode
     outputs = {}
-    for timed_samples in (None, 1):
+    for timed_samples in (None, 1, 0):
         raw_config = make_config(competitors, runtime={**runtime, "timed_samples": timed_samples})
         raw_config["probes"] = {
             **raw_config["probes"],
@@ -271,3 +271,6 @@ def test_untimed_samples_reuse_chunk_vectors_and_record_no_latency(tmp_path, mak
     results = score_run(one_timed)
     assert results["lengths"]["4"]["latency_full_ms"][1] is None
     assert results["summary"]["median_latency_full_ms"] > 0
+    untimed = score_run(outputs[0][0])
+    assert untimed["summary"]["median_latency_full_ms"] is None, "timed_samples 0: scores only"
+    assert untimed["summary"]["mean_score"] == score_run(all_timed)["summary"]["mean_score"]
