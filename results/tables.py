@@ -2,7 +2,9 @@
 
     python results/tables.py            # prints Markdown
 
-Reads ``results/finesse/*/results.json`` (Finesse, per-sample scores), ``results/distill.json``
+Reads ``results/finesse/*/results.json`` (Finesse, 25 samples per length: the shipped merger and
+the baselines), ``results/finesse-ablation/*/results.json`` (Finesse, 4 samples per length: every
+ablation row and mean pooling, on their own probe set), ``results/distill.json``
 (`vbert evaluate distill`) and ``results/retrieval.json`` (`vbert evaluate retrieval`). Every
 interval is a 95% percentile bootstrap (1,000 resamples, seed 0); "vs mean" columns are paired
 differences over the same probes, pairs or queries.
@@ -44,10 +46,10 @@ def _ci(mean: float, low: float, high: float, digits: int = 1, sign: bool = Fals
     return f"{f.format(mean)} [{f.format(low)}, {f.format(high)}]"
 
 
-def finesse_scores() -> dict[str, dict[int, np.ndarray]]:
+def finesse_scores(folder: Path) -> dict[str, dict[int, np.ndarray]]:
     """competitor → length → per-sample balanced scores."""
     out = {}
-    for path in sorted((ROOT / "finesse").glob("*/results.json")):
+    for path in sorted(folder.glob("*/results.json")):
         results = json.loads(path.read_text())
         out[path.parent.name] = {int(k): np.array(v["scores"]) for k, v in results["lengths"].items()}
     return out
@@ -140,10 +142,14 @@ def retrieval_table(report: dict) -> str:
 
 def main() -> None:
     sections = []
-    if (ROOT / "finesse").is_dir():
-        scores = finesse_scores()
-        sections += ["## Finesse (balanced, q1q3, base chunk space)", finesse_table(scores)]
-        sections += ["## Finesse: paired difference to mean pooling", finesse_delta_table(scores)]
+    for folder, title in (
+        ("finesse", "Finesse, 25 samples per length"),
+        ("finesse-ablation", "Finesse of the ablations, 4 samples per length"),
+    ):
+        if (ROOT / folder).is_dir():
+            scores = finesse_scores(ROOT / folder)
+            sections += [f"## {title} (balanced, q1q3, base chunk space)", finesse_table(scores)]
+            sections += [f"## {title}: paired difference to mean pooling", finesse_delta_table(scores)]
     for name, builder, title in (
         ("distill.json", distill_table, "## Distillation fidelity (held-out 10-to-1 pairs)"),
         ("retrieval.json", retrieval_table, "## Retrieval (held-out test split; %)"),
