@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -26,6 +26,20 @@ def _load_mergers(specs: list[str]) -> dict:
             raise ValueError(f"merger name {name!r} is given twice; use NAME=FOLDER to tell them apart")
         mergers[name] = load_merger(path)
     return mergers
+
+
+def _fail(err: Exception) -> NoReturn:
+    typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2) from err
+
+
+def _publish(report: dict, output: Path, table: str) -> None:
+    """Write the JSON report atomically and print its Markdown table."""
+    from vbert.io import atomic_write_json
+
+    atomic_write_json(output, report)
+    typer.echo(table)
+    typer.echo(f"report written to {output}")
 
 
 @app.command()
@@ -54,7 +68,6 @@ def retrieval(
     from vbert.data.corpora import load_corpus
     from vbert.data.splits import filter_split
     from vbert.evaluation.suite import TASKS, format_markdown, run_retrieval_suite
-    from vbert.io import atomic_write_json
 
     try:
         mergers = _load_mergers(merger)
@@ -63,12 +76,9 @@ def retrieval(
             articles, load_embedder(embedder), mergers, tasks=task or TASKS, size=size, seed=seed
         )
     except (FileNotFoundError, ValueError) as err:
-        typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=2) from err
+        _fail(err)
     report.update({"corpus": corpus, "split": split, "split_seed": split_seed})
-    atomic_write_json(output, report)
-    typer.echo(format_markdown(report))
-    typer.echo(f"report written to {output}")
+    _publish(report, output, format_markdown(report))
 
 
 @app.command()
@@ -85,7 +95,6 @@ def distill(
     """Distillation fidelity: cosine of each merger's vector to the embedder's vector of the joined text."""
     from vbert.data.datasets import load_pairs
     from vbert.evaluation.fidelity import distillation_fidelity, format_fidelity_markdown
-    from vbert.io import atomic_write_json
 
     try:
         mergers = _load_mergers(merger)
@@ -93,12 +102,9 @@ def distill(
         rows = dataset.__getitems__(list(range(len(dataset))))
         report = distillation_fidelity(rows, mergers, baseline=baseline, seed=seed)
     except (FileNotFoundError, ValueError) as err:
-        typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=2) from err
+        _fail(err)
     manifest = dataset.manifest
     report.update(
         {"data": str(data), "split": split, "embedder": manifest["embedder"], "params": manifest["params"]}
     )
-    atomic_write_json(output, report)
-    typer.echo(format_fidelity_markdown(report))
-    typer.echo(f"report written to {output}")
+    _publish(report, output, format_fidelity_markdown(report))

@@ -149,43 +149,45 @@ class ChunkStore:
 
     def ensure(self, length: int) -> dict[str, np.ndarray]:
         """The stored (or freshly computed) vectors of one length."""
-        if not self.store.done(length):
-            samples = self.probe_set.samples(length)
-            texts = _texts(samples)
-            batch = self.config.runtime.batch_size
-            if not self._warm:
-                for _ in range(self.config.runtime.warmup):
-                    self.embedder.encode(texts[0], batch_size=batch)
-                self._warm = True
-            vectors, latencies = [], []
-            timed_samples = self.config.runtime.timed_samples
-            bar = _bar(len(texts), f"embed L={length}", self.config.runtime.progress, leave=False)
-            for index, sample_texts in enumerate(texts):
-                if timed_samples is None or index < timed_samples:
-                    encoded, ms = timed(lambda t=sample_texts: self.embedder.encode(t, batch_size=batch))
-                    self._known.update(zip(sample_texts, np.asarray(encoded, dtype=np.float32), strict=True))
-                else:
-                    missing = list(dict.fromkeys(t for t in sample_texts if t not in self._known))
-                    if missing:
-                        fresh = self.embedder.encode(missing, batch_size=batch)
-                        self._known.update(zip(missing, np.asarray(fresh, dtype=np.float32), strict=True))
-                    encoded, ms = np.stack([self._known[t] for t in sample_texts]), float("nan")
-                vectors.append(np.asarray(encoded, dtype=np.float32))
-                latencies.append(ms)
-                bar.update(1)
-            bar.close()
-            arrays = {
-                "embeddings": np.stack(vectors),
-                "embed_ms": np.asarray(latencies, dtype=np.float64),
-                "n_tokens": np.array([[c.n_tokens for c in s] for s in samples], dtype=np.int64),
-            }
-            self.store.save(length, arrays, len(texts))
-        stored = load_npz(self.store.folder / length_file(length))
-        for sample_texts, vectors in zip(
-            _texts(self.probe_set.samples(length)), stored["embeddings"], strict=True
-        ):
-            self._known.update(zip(sample_texts, vectors, strict=True))
-        return stored
+        if self.store.done(length):
+            # A resumed run: the stored vectors join the shared memo, so they are not embedded again.
+            stored = load_npz(self.store.folder / length_file(length))
+            texts = _texts(self.probe_set.samples(length))
+            for sample_texts, vectors in zip(texts, stored["embeddings"], strict=True):
+                self._known.update(zip(sample_texts, vectors, strict=True))
+            return stored
+        samples = self.probe_set.samples(length)
+        texts = _texts(samples)
+        batch = self.config.runtime.batch_size
+        if not self._warm:
+            for _ in range(self.config.runtime.warmup):
+                self.embedder.encode(texts[0], batch_size=batch)
+            self._warm = True
+        vectors, latencies = [], []
+        timed_samples = self.config.runtime.timed_samples
+        bar = _bar(len(texts), f"embed L={length}", self.config.runtime.progress, leave=False)
+        for index, sample_texts in enumerate(texts):
+            if timed_samples is None or index < timed_samples:
+                encoded, ms = timed(lambda t=sample_texts: self.embedder.encode(t, batch_size=batch))
+                encoded = np.asarray(encoded, dtype=np.float32)
+                self._known.update(zip(sample_texts, encoded, strict=True))
+            else:
+                missing = list(dict.fromkeys(t for t in sample_texts if t not in self._known))
+                if missing:
+                    fresh = self.embedder.encode(missing, batch_size=batch)
+                    self._known.update(zip(missing, np.asarray(fresh, dtype=np.float32), strict=True))
+                encoded, ms = np.stack([self._known[t] for t in sample_texts]), float("nan")
+            vectors.append(encoded)
+            latencies.append(ms)
+            bar.update(1)
+        bar.close()
+        arrays = {
+            "embeddings": np.stack(vectors),
+            "embed_ms": np.asarray(latencies, dtype=np.float64),
+            "n_tokens": np.array([[c.n_tokens for c in s] for s in samples], dtype=np.int64),
+        }
+        self.store.save(length, arrays, len(texts))
+        return load_npz(self.store.folder / length_file(length))
 
 
 def _rss_merger(
