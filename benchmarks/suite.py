@@ -25,7 +25,7 @@ from benchmarks.common import (
 )
 from benchmarks.context import Context, Settings
 from benchmarks.report import render_markdown, targets
-from vbert.io import atomic_write_json, atomic_write_text
+from vbert.files import atomic_write_json, atomic_write_text
 
 # Section name → module with run(ctx) -> dict, in report order.
 SECTIONS = {

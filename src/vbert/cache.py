@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vbert.io import vbert_home
+from vbert.files import vbert_home
 
 SCHEMA_VERSION = 1
 

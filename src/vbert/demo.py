@@ -173,7 +173,7 @@ def run_demo(output: Path, merger: str = "default", quick: bool = False) -> None
 
     done = _step("Retrieval on the held-out split (small size; 95% bootstrap intervals)")
     from vbert.evaluation.suite import format_markdown, run_retrieval_suite
-    from vbert.io import atomic_write_json
+    from vbert.files import atomic_write_json
 
     tasks = (
         ("deep-paragraph", "cross-lingual", "passkey")

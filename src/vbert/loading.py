@@ -7,13 +7,7 @@ from pathlib import Path
 
 import torch
 
-from vbert.mergers import MeanPoolMerger, Merger, TruncationBaseline
-
-BASELINES = {
-    "mean": lambda: MeanPoolMerger(),
-    "mean-weighted": lambda: MeanPoolMerger(weighted=True),
-    "truncation": lambda: TruncationBaseline(),
-}
+from vbert.mergers import MERGERS, Merger, MergerEntry
 
 
 def default_merger_path() -> Path:
@@ -35,8 +29,10 @@ def load_merger(
             in float16 to keep the package small, and float16 is slow on CPUs.
     """
     key = str(name_or_path)
-    if key in BASELINES:
-        return BASELINES[key]()
+    if ":" in key and not Path(key).exists():
+        return MERGERS.get(key)()
+    if key in MERGERS.names() and key != "default":
+        return MERGERS.get(key).factory()
     from vbert.model import SequenceMergerModel
 
     if key == "default":
@@ -53,3 +49,9 @@ def load_merger(
         )
     model = SequenceMergerModel.from_pretrained(key, use_safetensors=True, dtype=dtype)
     return model.to(device or "cpu").eval()
+
+
+MERGERS.register(
+    "default",
+    MergerEntry(lambda: load_merger("default"), "the merger shipped for the default embedder", trained=True),
+)

@@ -14,11 +14,14 @@ in the Finesse benchmark and in the retrieval evaluation:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from vbert.registry import Registry
 from vbert.validation import check_batch, check_sequence
 
 
@@ -96,6 +99,30 @@ class TruncationBaseline:
     ) -> np.ndarray:
         x, _ = check_batch(embeddings, mask)
         return _normalise(x[:, 0])
+
+
+@dataclass(frozen=True)
+class MergerEntry:
+    """A named merger: how to build it, and whether it is trained (a model) or a baseline."""
+
+    factory: Callable[[], Merger]
+    description: str
+    trained: bool = False
+
+
+#: Every named merger. Loaders, Finesse configs, the CLI's help, the demo and the lab read it;
+#: ``load_merger`` also takes folders, hub ids and ``module:factory`` specs.
+MERGERS: Registry[MergerEntry] = Registry("merger", builtins=("vbert.mergers", "vbert.loading"))
+MERGERS.register("mean", MergerEntry(MeanPoolMerger, "average of the chunk vectors"))
+MERGERS.register(
+    "mean-weighted", MergerEntry(partial(MeanPoolMerger, weighted=True), "token-count-weighted average")
+)
+MERGERS.register("truncation", MergerEntry(TruncationBaseline, "first chunk only (a truncated document)"))
+
+
+def baseline_names() -> list[str]:
+    """Names of the training-free mergers, in registration order."""
+    return [name for name, entry in MERGERS.items() if not entry.trained]
 
 
 def merge_sequences(

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vbert.io import atomic_path
+from vbert.files import atomic_path
 from vbert.model import SequenceMergerConfig, SequenceMergerModel
 from vbert.validation import check_batch, check_sequence
 

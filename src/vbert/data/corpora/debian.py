@@ -64,7 +64,7 @@ from vbert.data.corpora.manpage import (
     render_manpage,
 )
 from vbert.data.corpora.store import article_line, iter_corpus, sha256_file, write_manifest
-from vbert.io import atomic_write_json, vbert_home
+from vbert.files import atomic_write_json, vbert_home
 
 # Bump when the conversion output changes, so cached conversions are rebuilt.
 CONVERTER_VERSION = 1

@@ -21,7 +21,7 @@ from typing import Any
 
 from vbert.data.article import Article
 from vbert.data.corpora.language import normalize_lang
-from vbert.io import atomic_write_json
+from vbert.files import atomic_write_json
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "vbert-corpus/1"
