@@ -218,6 +218,7 @@ from vbert.cli import evaluate as _evaluate  # noqa: E402
 from vbert.cli import finesse as _finesse  # noqa: E402
 from vbert.cli.bench import bench, export_onnx  # noqa: E402
 from vbert.cli.lab import lab_command  # noqa: E402
+from vbert.cli.serve import serve_command  # noqa: E402
 from vbert.cli.train import train_command  # noqa: E402
 
 app.add_typer(_finesse.app, name="finesse", help="The Finesse benchmark (also the 'finesse' command).")
@@ -228,6 +229,7 @@ app.command("lab")(lab_command)
 app.command("train")(train_command)
 app.command("bench")(bench)
 app.command("export-onnx")(export_onnx)
+app.command("serve")(serve_command)
 
 
 def main() -> None:
