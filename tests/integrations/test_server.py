@@ -281,3 +281,15 @@ def test_default_embedder_and_merger_over_openai(tmp_path):
     np.testing.assert_allclose(vectors, encoder.encode(documents), atol=1e-4)
     scores = vectors @ np.array(query.data[0].embedding, dtype=np.float32)
     assert scores[0] > scores[1]
+
+
+def test_vbert_serve_refuses_bad_options(tiny_model_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from vbert.cli.main import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["serve", "--max-batch", "0"])
+    assert result.exit_code == 2 and "--max-batch" in result.output
+    result = runner.invoke(app, ["serve", "--embedder", str(tiny_model_dir), "--merger", str(tmp_path)])
+    assert result.exit_code == 2 and "no config.json" in result.output

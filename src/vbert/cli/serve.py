@@ -65,7 +65,7 @@ def serve_command(
             fg=typer.colors.YELLOW,
             err=True,
         )
-    with reported(FileNotFoundError, ValueError):
+    with reported(OSError, ValueError):
         encoder = build_encoder(embedder, merger, cache=False if no_cache else cache)
     settings = ServerSettings(
         model_name=model_name,
