@@ -41,6 +41,9 @@ class FakeEmbedder:
         out = np.stack([sum((self._word(w) for w in t.split()), np.zeros(self.dim)) for t in texts])
         return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
 
+    def encode_queries(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        return self.encode(texts, batch_size)
+
     def count_tokens(self, text: str) -> int:
         return len(text.split())
 

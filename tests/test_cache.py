@@ -1,10 +1,18 @@
 import multiprocessing
+import os
+import shutil
 import sqlite3
+import tempfile
+import time
+import warnings
 
 import numpy as np
 import pytest
 
-from vbert.cache import ChunkCache
+from vbert.cache import ChunkCache, text_key
+from vbert.errors import ResourceError
+from vbert.long_document import LongDocumentEncoder
+from vbert.mergers import MeanPoolMerger
 
 
 def test_round_trip_and_fingerprint_isolation(tmp_path):
@@ -12,11 +20,14 @@ def test_round_trip_and_fingerprint_isolation(tmp_path):
     vectors = np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32)
     cache.put_many("fp-a", ["one", "two"], vectors)
     found = cache.get_many("fp-a", ["two", "one", "three"])
-    assert len(found) == 2
+    assert set(found) == {text_key("one"), text_key("two")}
+    np.testing.assert_array_equal(found[text_key("one")], vectors[0])
+    np.testing.assert_array_equal(found[text_key("two")], vectors[1])
     assert len(cache.get_many("fp-b", ["one"])) == 0
     cache.close()
     reopened = ChunkCache(tmp_path / "c.sqlite")
     assert len(reopened) == 2
+    np.testing.assert_array_equal(reopened.get_many("fp-a", ["two"])[text_key("two")], vectors[1])
 
 
 def _writer(path: str, worker: int) -> None:
@@ -42,7 +53,7 @@ def test_two_processes_write_at_once(tmp_path):
 def test_corrupt_file_is_moved_aside_and_rebuilt(tmp_path):
     path = tmp_path / "c.sqlite"
     path.write_bytes(b"this is not a sqlite database" * 100)
-    with pytest.warns(RuntimeWarning, match="unreadable"):
+    with pytest.warns(RuntimeWarning, match="corrupt"):
         cache = ChunkCache(path)
     assert len(cache) == 0
     assert (tmp_path / "c.sqlite.corrupt").exists()
@@ -58,3 +69,117 @@ def test_damaged_row_is_never_returned(tmp_path):
     with pytest.warns(RuntimeWarning, match="damaged"):
         assert cache.get_many("fp", ["a"]) == {}
     assert len(cache) == 0
+
+
+def _filled_cache(path, rows=200, dim=384):
+    vectors = np.random.default_rng(1).standard_normal((rows, dim)).astype(np.float32)
+    texts = [f"chunk {i}" for i in range(rows)]
+    with ChunkCache(path) as cache:
+        cache.put_many("fp", texts, vectors)
+    return texts, vectors
+
+
+def test_a_locked_cache_is_waited_for_then_a_clear_error_and_nothing_is_moved(tmp_path):
+    path = tmp_path / "c.sqlite"
+    texts, vectors = _filled_cache(path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process writing, for as long as it likes
+    try:
+        cache = ChunkCache(path, timeout=1.0)
+        found = cache.get_many("fp", texts[:3])  # WAL readers are not blocked by a writer
+        np.testing.assert_array_equal(found[text_key(texts[0])], vectors[0])
+        started = time.monotonic()
+        with (
+            pytest.warns(RuntimeWarning, match="locked by another process; waiting"),
+            pytest.raises(ResourceError, match="stayed locked .* Nothing was changed"),
+        ):
+            cache.put_many("fp", ["new chunk"], vectors[:1])
+        assert 1.0 <= time.monotonic() - started < 10
+        cache.close()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert not list(tmp_path.glob("*.corrupt*"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    with ChunkCache(path) as cache:
+        assert len(cache) == len(texts)
+
+
+def test_a_cache_locked_in_rollback_mode_cannot_even_be_read_and_is_left_alone(tmp_path):
+    path = tmp_path / "c.sqlite"
+    with sqlite3.connect(path, isolation_level=None) as conn:  # a plain rollback-journal database
+        conn.execute("CREATE TABLE t (x)")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with (
+            pytest.warns(RuntimeWarning, match="waiting"),
+            pytest.raises(ResourceError, match="stayed locked"),
+        ):
+            ChunkCache(path, timeout=0.5)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert path.exists() and not list(tmp_path.glob("*.corrupt*"))
+
+
+def test_garbage_inside_the_file_is_detected_quarantined_and_rebuilt(tmp_path, fake_embedder):
+    path = tmp_path / "c.sqlite"
+    documents = [" ".join(f"w{i}x{j}" for j in range(150)) for i in range(40)]
+    with ChunkCache(path) as cache:
+        expected = LongDocumentEncoder(fake_embedder, MeanPoolMerger(), chunk_tokens=8, cache=cache).encode(
+            documents
+        )
+    assert path.stat().st_size > 200_000
+    with open(path, "r+b") as handle:  # 4 KiB of garbage in the middle of the file
+        handle.seek(100_000)
+        handle.write(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    with pytest.warns(RuntimeWarning, match="is corrupt .*moved it to"):
+        cache = ChunkCache(path)
+    assert (tmp_path / "c.sqlite.corrupt").exists()
+    assert len(cache) == 0
+    again = LongDocumentEncoder(fake_embedder, MeanPoolMerger(), chunk_tokens=8, cache=cache).encode(
+        documents
+    )
+    np.testing.assert_array_equal(again, expected)
+    assert len(cache) > 0
+    cache.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ChunkCache(path).close()  # the rebuilt file is healthy
+
+
+def _use_read_only_cache(folder: str, texts: list[str], report) -> None:
+    if os.geteuid() == 0:
+        os.setuid(65534)  # root ignores file permissions; check as an ordinary user
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cache = ChunkCache(os.path.join(folder, "c.sqlite"))
+        found = cache.get_many("fp", texts[:5] + ["not cached"])
+        cache.put_many("fp", ["new one"], np.ones((1, 384), np.float32))
+        cache.put_many("fp", ["new two"], np.ones((1, 384), np.float32))
+        report.put((cache.read_only, sorted(found), len(cache), [str(w.message) for w in caught]))
+
+
+def test_a_read_only_cache_is_used_read_only(tmp_path):
+    folder = tempfile.mkdtemp(prefix="vbert-ro-")  # outside pytest's private 0700 folders
+    try:
+        texts, _ = _filled_cache(os.path.join(folder, "c.sqlite"))
+        os.chmod(os.path.join(folder, "c.sqlite"), 0o444)
+        os.chmod(folder, 0o555)
+        context = multiprocessing.get_context("fork")
+        report = context.Queue()
+        child = context.Process(target=_use_read_only_cache, args=(folder, texts, report))
+        child.start()
+        read_only, found, count, messages = report.get(timeout=120)
+        child.join(60)
+        assert child.exitcode == 0
+        assert read_only
+        assert found == sorted(text_key(t) for t in texts[:5])
+        assert count == len(texts)
+        assert len(messages) == 1 and "read-only" in messages[0] and "without being stored" in messages[0]
+        assert sorted(os.listdir(folder)) == ["c.sqlite"]
+    finally:
+        os.chmod(folder, 0o755)
+        shutil.rmtree(folder)

@@ -7,7 +7,11 @@ from pathlib import Path
 
 import torch
 
+from vbert.errors import ConfigError, IntegrityError
 from vbert.mergers import MERGERS, Merger, MergerEntry
+from vbert.validation import check_model_name
+
+WEIGHTS_NAME = "model.safetensors"
 
 
 def default_merger_path() -> Path:
@@ -23,7 +27,8 @@ def load_merger(
     Args:
         name_or_path: ``"default"`` (the merger shipped for the default embedder),
             ``"mean"``, ``"mean-weighted"``, ``"truncation"`` (training-free baselines),
-            a folder written by ``save_pretrained``, or a Hugging Face hub id.
+            a folder written by ``save_pretrained``, a Hugging Face hub id (``owner/name``),
+            or a ``package.module:factory`` spec.
         device: torch device for model mergers (default: CPU).
         dtype: compute dtype of model mergers. Float32 by default: the shipped merger is stored
             in float16 to keep the package small, and float16 is slow on CPUs.
@@ -38,17 +43,40 @@ def load_merger(
     if key == "default":
         path = default_merger_path()
         if not (path / "config.json").exists():
-            raise FileNotFoundError(
+            raise ConfigError(
                 "this installation ships no default merger yet; pass a trained merger folder, or use "
                 "load_merger('mean') for the mean-pooling baseline"
             )
         key = str(path)
-    elif Path(key).exists() and not (Path(key) / "config.json").exists():
-        raise FileNotFoundError(
-            f"{key} has no config.json: it is not a merger folder written by save_pretrained"
-        )
+    elif Path(key).exists():
+        check_merger_folder(Path(key))
+    else:
+        check_model_name(key, kind="merger", known=MERGERS.names())
     model = SequenceMergerModel.from_pretrained(key, use_safetensors=True, dtype=dtype)
     return model.to(device or "cpu").eval()
+
+
+def check_merger_folder(folder: Path) -> None:
+    """Refuse a path that is not a merger folder with a real safetensors file, before loading it."""
+    if not folder.is_dir():
+        raise ConfigError(f"{folder} is a file, not a merger folder written by save_pretrained")
+    if not (folder / "config.json").is_file():
+        raise ConfigError(
+            f"{folder} has no config.json: it is not a merger folder written by save_pretrained"
+        )
+    weights = folder / WEIGHTS_NAME
+    if not weights.is_file():
+        raise ConfigError(f"{folder} has no {WEIGHTS_NAME}: save the merger with save_pretrained")
+    from safetensors import safe_open
+
+    try:
+        with safe_open(weights, framework="pt") as handle:
+            handle.keys()
+    except Exception as err:  # safetensors raises its own error types for any malformed header
+        raise IntegrityError(
+            f"{weights} is not a valid safetensors file ({err}); vbert never unpickles weights. "
+            "Save the merger again with save_pretrained"
+        ) from err
 
 
 MERGERS.register(

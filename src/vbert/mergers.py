@@ -21,8 +21,9 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from vbert.errors import DataError
 from vbert.registry import Registry
-from vbert.validation import check_batch, check_sequence
+from vbert.validation import check_batch, check_merged, check_sequence, check_weights, unit_rows
 
 
 @runtime_checkable
@@ -35,11 +36,6 @@ class Merger(Protocol):
     def merge_batch(
         self, embeddings: np.ndarray, mask: np.ndarray, weights: np.ndarray | None = None
     ) -> np.ndarray: ...
-
-
-def _normalise(x: np.ndarray) -> np.ndarray:
-    norm = np.linalg.norm(x, axis=-1, keepdims=True)
-    return (x / np.maximum(norm, 1e-12)).astype(np.float32)
 
 
 class MeanPoolMerger:
@@ -65,19 +61,9 @@ class MeanPoolMerger:
     ) -> np.ndarray:
         x, m = check_batch(embeddings, mask)
         if self.weighted:
-            if weights is None:
-                raise ValueError(
-                    "the token-weighted mean needs per-chunk token counts: pass weights=(b, n) "
-                    "or use MeanPoolMerger(weighted=False)"
-                )
-            w = np.asarray(weights, dtype=np.float64)
-            if w.shape != m.shape:
-                raise ValueError(f"weights have shape {w.shape}, expected {m.shape} (one per chunk)")
-            if (w[m > 0] <= 0).any():
-                raise ValueError("token-count weights must be positive for real chunks")
-            m = m * w
+            m = m * check_weights(weights, m)
         pooled = (x.astype(np.float64) * m[..., None]).sum(axis=1) / m.sum(axis=1, keepdims=True)
-        return _normalise(pooled)
+        return unit_rows(pooled)
 
 
 class TruncationBaseline:
@@ -92,13 +78,13 @@ class TruncationBaseline:
     fingerprint = hashlib.sha256(b"truncation").hexdigest()[:16]
 
     def merge(self, embeddings: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-        return _normalise(check_sequence(embeddings)[0])
+        return unit_rows(check_sequence(embeddings)[0])
 
     def merge_batch(
         self, embeddings: np.ndarray, mask: np.ndarray, weights: np.ndarray | None = None
     ) -> np.ndarray:
         x, _ = check_batch(embeddings, mask)
-        return _normalise(x[:, 0])
+        return unit_rows(x[:, 0])
 
 
 @dataclass(frozen=True)
@@ -134,10 +120,12 @@ def merge_sequences(
     """Merge sequences of different lengths: right-padded ``merge_batch`` calls of ``batch_size``.
 
     Sequences are grouped by length so padding stays small; rows come back in input order as
-    an (n, d) float32 array.
+    an (n, d) float32 array. A merger that gives NaN, infinity or a zero vector (e.g. a model fed
+    huge values) raises :class:`~vbert.errors.DataError` instead of returning it.
     """
     if not len(sequences):
-        raise ValueError("no sequences to merge")
+        raise DataError("no sequences to merge")
+    sequences = [check_sequence(sequence) for sequence in sequences]
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
     dim = np.asarray(sequences[0]).shape[-1]
     out = np.zeros((len(sequences), dim), dtype=np.float32)
@@ -154,4 +142,4 @@ def merge_sequences(
             if batch_weights is not None:
                 batch_weights[r, :n] = weights[i]
         out[rows] = merger.merge_batch(batch, mask, batch_weights)
-    return out
+    return check_merged(out, str(getattr(merger, "name", type(merger).__name__)), sequences)

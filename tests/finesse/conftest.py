@@ -50,6 +50,9 @@ class FakeEmbedder:
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out.astype(np.float32)
 
+    def encode_queries(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        return self.encode(texts, batch_size)
+
     def count_tokens(self, text: str) -> int:
         return len(text.split())
 

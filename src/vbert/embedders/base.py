@@ -1,6 +1,7 @@
 """The small protocol every base text embedder implements.
 
-An embedder turns texts into L2-normalised float32 vectors. Everything else in vbert
+An embedder turns texts into L2-normalised float32 vectors: documents with ``encode``, search
+queries with ``encode_queries`` (E5 models put different prefixes in front of each). Everything else in vbert
 (chunking, the chunk cache, Finesse, dataset builders) talks to embedders only through
 this protocol, so users can plug in their own model without editing the package.
 """
@@ -34,7 +35,11 @@ class Embedder(Protocol):
     fingerprint: str
 
     def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
-        """Embed ``texts`` as a float32 array of shape (n, dim), each row unit-norm."""
+        """Embed documents (passages) as a float32 array of shape (n, dim), each row unit-norm."""
+        ...
+
+    def encode_queries(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """Embed search queries like :meth:`encode` (models without a query prefix return the same)."""
         ...
 
     def count_tokens(self, text: str) -> int:
@@ -45,6 +50,7 @@ class Embedder(Protocol):
         """Cut ``text`` on token boundaries into pieces of at most ``max_tokens`` content tokens.
 
         Each piece re-tokenises to at most ``max_tokens`` tokens; concatenated, the pieces
-        cover the whole text with no overlap.
+        cover the whole text with no overlap. Embedders with a fast tokenizer get this from
+        :func:`vbert.embedders.splitting.split_on_tokens`.
         """
         ...

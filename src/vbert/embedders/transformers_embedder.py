@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import bisect
 import hashlib
-import itertools
 import json
 import logging
 import os
@@ -16,7 +14,9 @@ from typing import Literal
 import numpy as np
 import torch
 
-from vbert.embedders._files import sha256_file
+from vbert.embedders.splitting import split_on_tokens
+from vbert.errors import ConfigError, DataError
+from vbert.files import sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
     try:
         return aliases[str(dtype).lower()]
     except KeyError:
-        raise ValueError(f"unknown dtype {dtype!r}; use one of {sorted(aliases)}") from None
+        raise ConfigError(f"unknown dtype {dtype!r}; use one of {sorted(aliases)}") from None
 
 
 def model_files(folder: str | os.PathLike[str]) -> list[Path]:
@@ -65,7 +65,7 @@ def model_files(folder: str | os.PathLike[str]) -> list[Path]:
     root = Path(folder)
     weights = sorted({p for pattern in WEIGHT_PATTERNS for p in root.glob(pattern) if p.is_file()})
     if not weights:
-        raise FileNotFoundError(f"no weight files ({', '.join(WEIGHT_PATTERNS)}) in {root}")
+        raise ConfigError(f"no weight files ({', '.join(WEIGHT_PATTERNS)}) in {root}")
     tokenizer = [root / name for name in TOKENIZER_FILES if (root / name).is_file()]
     if not tokenizer:
         tokenizer = [root / name for name in FALLBACK_TOKENIZER_FILES if (root / name).is_file()]
@@ -112,7 +112,7 @@ def _local_folder(name_or_path: str) -> Path:
 
     config_path = cached_file(name_or_path, "config.json", local_files_only=True)
     if config_path is None:
-        raise FileNotFoundError(f"{name_or_path} is not in the local Hugging Face cache")
+        raise ConfigError(f"{name_or_path} is not in the local Hugging Face cache")
     return Path(config_path).parent
 
 
@@ -124,7 +124,7 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
         if not isinstance(text, str):
             raise TypeError(f"text at index {index} is {type(text).__name__}, not str")
         if not text.strip():
-            raise ValueError(
+            raise DataError(
                 f"text at index {index} is empty or whitespace-only; there is nothing to embed. "
                 "Drop it (or replace it with real content) before calling encode()."
             )
@@ -176,7 +176,7 @@ class TransformersEmbedder:
         from transformers import AutoConfig, AutoTokenizer
 
         if pooling not in POOLING_MODES:
-            raise ValueError(f"pooling={pooling!r} is not one of {POOLING_MODES}")
+            raise ConfigError(f"pooling={pooling!r} is not one of {POOLING_MODES}")
         source = os.fspath(name_or_path)
         self.name_or_path = source
         self.name = name or (Path(source).name if Path(source).is_dir() else source)
@@ -191,7 +191,7 @@ class TransformersEmbedder:
 
         self.tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
         if not getattr(self.tokenizer, "is_fast", False):
-            raise ValueError(
+            raise ConfigError(
                 f"{source} has no fast tokenizer (tokenizer.json); TransformersEmbedder needs token offsets "
                 "to split texts. Convert the tokenizer with transformers and save it with save_pretrained."
             )
@@ -206,7 +206,7 @@ class TransformersEmbedder:
         self._query_prefix_tokens = self._prefix_cost(query_prefix)
         self.content_window = self.max_tokens - self.num_special_tokens - self._prefix_tokens
         if self.content_window < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"max_tokens={self.max_tokens} leaves no room for content after {self.num_special_tokens} "
                 f"special tokens and the {self._prefix_tokens}-token prefix {prefix!r}"
             )
@@ -242,7 +242,7 @@ class TransformersEmbedder:
             value = getattr(config, attribute, None)
             if isinstance(value, int) and value > 0:
                 return value
-        raise ValueError(f"cannot tell the hidden size of {type(config).__name__}; it has no hidden_size")
+        raise ConfigError(f"cannot tell the hidden size of {type(config).__name__}; it has no hidden_size")
 
     def _window(self, config, requested: int | None) -> int:
         positions = getattr(config, "max_position_embeddings", None)
@@ -258,12 +258,12 @@ class TransformersEmbedder:
         if requested is None:
             limits = [limit for limit in (positions, tokenizer_limit) if limit]
             if not limits:
-                raise ValueError(f"{self.name_or_path} declares no maximum length; pass max_tokens=")
+                raise ConfigError(f"{self.name_or_path} declares no maximum length; pass max_tokens=")
             return min(limits)
         if requested < 1:
-            raise ValueError(f"max_tokens must be positive, got {requested}")
+            raise ConfigError(f"max_tokens must be positive, got {requested}")
         if positions is not None and requested > positions:
-            raise ValueError(f"max_tokens={requested} exceeds the model's {positions} positions")
+            raise ConfigError(f"max_tokens={requested} exceeds the model's {positions} positions")
         return requested
 
     def _special_token_count(self) -> int:
@@ -290,53 +290,12 @@ class TransformersEmbedder:
     def split(self, text: str, max_tokens: int) -> list[str]:
         """Cut ``text`` at token boundaries into pieces of at most ``max_tokens`` content tokens.
 
-        Guarantees:
-
-        * every returned piece re-tokenises (on its own, without prefix or special tokens) to at
-          most ``max_tokens`` tokens; the cut is moved back where re-tokenisation of a piece
-          would grow past the limit;
-        * the pieces are consecutive slices of ``text``: joined, they give ``text`` back, except
-          for pieces made only of whitespace, which are dropped;
-        * a text that already fits comes back unchanged as one piece; an empty or
-          whitespace-only text gives ``[]``.
-
-        Raises ``ValueError`` if a single character tokenises to more than ``max_tokens`` tokens.
+        See :func:`vbert.embedders.splitting.split_on_tokens` for the guarantees.
         """
-        if not isinstance(text, str):
-            raise TypeError(f"split() takes a str, got {type(text).__name__}")
-        if not isinstance(max_tokens, int) or max_tokens < 1:
-            raise ValueError(f"max_tokens must be a positive int, got {max_tokens!r}")
-        if not text.strip():
-            return []
-        encoding = self._encode_one(text, add_special_tokens=False)
-        n_tokens = len(encoding.ids)
-        if n_tokens <= max_tokens:
-            return [text]
-        starts = list(itertools.accumulate((start for start, _ in encoding.offsets), max))
+        return split_on_tokens(text, max_tokens, self._token_offsets)
 
-        def boundary(token_index: int) -> int:
-            return starts[token_index] if token_index < n_tokens else len(text)
-
-        pieces: list[str] = []
-        cut = first = 0
-        while cut < len(text):
-            # Smallest end that still makes progress: the first token boundary after `cut`.
-            min_end = bisect.bisect_right(starts, cut, lo=first)
-            end = max(min(first + max_tokens, n_tokens), min_end)
-            while True:
-                count = self.count_tokens(text[cut : boundary(end)])
-                if count <= max_tokens:
-                    break
-                if end == min_end:
-                    raise ValueError(
-                        f"max_tokens={max_tokens} is too small: the text at character {cut} "
-                        f"({text[cut : boundary(end)]!r}) alone tokenises to {count} tokens"
-                    )
-                end = max(end - (count - max_tokens), min_end)
-            pieces.append(text[cut : boundary(end)])
-            cut = boundary(end)
-            first = bisect.bisect_left(starts, cut, lo=first)
-        return [piece for piece in pieces if piece.strip()]
+    def _token_offsets(self, text: str) -> list[tuple[int, int]]:
+        return self._encode_one(text, add_special_tokens=False).offsets
 
     def tokenize_batch(self, texts: Sequence[str], *, query: bool = False) -> dict[str, torch.Tensor]:
         """Model inputs for ``texts`` (prefix added, truncated to ``max_tokens``, right-padded).
@@ -402,7 +361,7 @@ class TransformersEmbedder:
 
     def _embed(self, texts: Sequence[str], prefix: str, batch_size: int) -> np.ndarray:
         if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+            raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
         checked = _check_texts(texts)
         out = np.empty((len(checked), self.dim), dtype=np.float32)
         if not checked:

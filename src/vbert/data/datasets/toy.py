@@ -81,6 +81,10 @@ class ToyEmbedder:
             for a, b in self._token_spans(text)
         ]
 
+    def encode_queries(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """Queries are embedded like documents (the toy model has no query prefix)."""
+        return self.encode(texts, batch_size)
+
     def count_tokens(self, text: str) -> int:
         """Content tokens of ``text`` (no prefix, no special tokens)."""
         return len(self._token_spans(text))
