@@ -1,7 +1,12 @@
+import pickle
+
 import numpy as np
 import pytest
+import torch
 
 from vbert import MeanPoolMerger, TruncationBaseline, load_merger
+from vbert.errors import ConfigError, DataError, IntegrityError
+from vbert.mergers import merge_sequences
 
 
 def unit_rows(n: int, d: int = 8, seed: int = 0) -> np.ndarray:
@@ -70,5 +75,101 @@ def test_load_merger_names_and_errors(tmp_path):
     assert isinstance(load_merger("mean"), MeanPoolMerger)
     assert load_merger("mean-weighted").weighted
     assert isinstance(load_merger("truncation"), TruncationBaseline)
-    with pytest.raises(FileNotFoundError, match="config.json"):
+    with pytest.raises(ConfigError, match="config.json"):
         load_merger(tmp_path)
+
+
+# -- NaN, infinity and zero vectors (issue #16, defect 7) -------------------------------------------
+BASELINES = [MeanPoolMerger(), MeanPoolMerger(weighted=True), TruncationBaseline()]
+
+
+@pytest.mark.parametrize("merger", BASELINES, ids=lambda m: m.name)
+def test_huge_but_finite_float32_input_gives_the_same_unit_vector(merger):
+    x = unit_rows(4)
+    weights = np.array([3.0, 1.0, 2.0, 5.0])
+    expected = merger.merge(x, weights)
+    huge = merger.merge(x * np.float32(1e30), weights)
+    assert np.isfinite(huge).all()
+    np.testing.assert_allclose(huge, expected, atol=1e-6)
+    np.testing.assert_allclose(
+        merge_sequences(merger, [x * np.float32(1e30)], [weights])[0], expected, atol=1e-6
+    )
+
+
+def test_huge_input_to_the_trained_merger_is_a_clear_error():
+    merger = load_merger("default")
+    x = unit_rows(3, d=merger.config.d_model)
+    with pytest.raises(DataError, match=r"largest input value is [0-9.]+e\+(29|30).*unit vectors"):
+        merge_sequences(merger, [x * np.float32(1e30)])
+
+
+@pytest.mark.parametrize("merger", BASELINES, ids=lambda m: m.name)
+def test_float64_too_large_for_float32_is_caught_after_the_cast(merger):
+    x = unit_rows(3).astype(np.float64) * 1e300
+    with pytest.raises(DataError, match="too large for float32"):
+        merger.merge(x, np.ones(3))
+    with pytest.raises(DataError, match="too large for float32"):
+        merge_sequences(merger, [x], [np.ones(3)])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_weights_are_refused(bad):
+    x = unit_rows(3)
+    with pytest.raises(DataError, match="NaN or infinity"):
+        MeanPoolMerger(weighted=True).merge(x, np.array([1.0, bad, 2.0]))
+
+
+def test_weights_under_padding_are_ignored():
+    x = unit_rows(3)
+    batch, mask = np.zeros((1, 4, 8), np.float32), np.array([[1, 1, 1, 0]])
+    batch[0, :3] = x
+    weights = np.array([[1.0, 2.0, 3.0, np.nan]])
+    expected = MeanPoolMerger(weighted=True).merge(x, weights[0, :3])
+    np.testing.assert_allclose(MeanPoolMerger(weighted=True).merge_batch(batch, mask, weights)[0], expected)
+
+
+@pytest.mark.parametrize("merger", BASELINES, ids=lambda m: m.name)
+def test_all_zero_vectors_are_refused(merger):
+    with pytest.raises(DataError, match="all zeros"):
+        merger.merge(np.zeros((3, 8), np.float32), np.ones(3))
+
+
+def test_chunks_that_cancel_out_are_refused():
+    x = unit_rows(1)
+    with pytest.raises(DataError, match="cancel out"):
+        MeanPoolMerger().merge(np.concatenate([x, -x]))
+
+
+# -- load_merger on things that are not mergers (issue #16, defect 8) -------------------------------
+def _config_only_folder(tmp_path):
+    folder = tmp_path / "merger"
+    folder.mkdir()
+    load_merger("default").config.save_pretrained(folder)
+    return folder
+
+
+def test_a_folder_without_weights_is_a_config_error(tmp_path):
+    folder = _config_only_folder(tmp_path)
+    with pytest.raises(ConfigError, match="no model.safetensors"):
+        load_merger(folder)
+
+
+def test_a_pickle_named_model_safetensors_is_refused_unread(tmp_path):
+    folder = _config_only_folder(tmp_path)
+    (folder / "model.safetensors").write_bytes(pickle.dumps({"weight": torch.zeros(2)}))
+    with pytest.raises(IntegrityError, match="not a valid safetensors file"):
+        load_merger(folder)
+
+
+@pytest.mark.parametrize(
+    ("name", "match"),
+    [
+        ("mean_pool", "unknown merger 'mean_pool'.*mean, mean-weighted, truncation"),
+        ("./no/such/merger", "no such folder"),
+        ("/definitely/not/here", "no such folder"),
+        ("merger.safetensors", "no such folder"),
+    ],
+)
+def test_names_that_are_neither_folders_nor_known_nor_hub_ids(name, match):
+    with pytest.raises(ConfigError, match=match):
+        load_merger(name)

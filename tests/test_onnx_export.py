@@ -6,6 +6,7 @@ import typer
 from typer.testing import CliRunner
 
 from vbert.cli.bench import export_onnx as export_onnx_command
+from vbert.errors import ConfigError, IntegrityError
 from vbert.long_document import LongDocumentEncoder
 from vbert.mergers import MeanPoolMerger, Merger
 from vbert.model import SequenceMergerConfig, SequenceMergerModel
@@ -123,10 +124,10 @@ def test_export_refuses_bad_requests(tmp_path):
 
 
 def test_onnx_merger_rejects_bad_files_and_inputs(tmp_path, exported):
-    with pytest.raises(FileNotFoundError, match="export-onnx"):
+    with pytest.raises(ConfigError, match="export-onnx"):
         OnnxMerger(tmp_path / "missing.onnx")
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
-    with pytest.raises(ValueError, match="not a loadable ONNX model"):
+    with pytest.raises(IntegrityError, match="not a loadable ONNX model"):
         OnnxMerger(tmp_path / "junk.onnx")
     _, onnx_merger = exported
     x, mask = padded_batch([3, 2], seed=0)
@@ -176,7 +177,7 @@ def test_a_failed_parity_check_writes_nothing(tmp_path, monkeypatch):
     import vbert.onnx_export as onnx_export
 
     monkeypatch.setattr(onnx_export, "parity", lambda model, onnx_merger: 1.0)
-    with pytest.raises(RuntimeError, match="nothing was written"):
+    with pytest.raises(IntegrityError, match="nothing was written"):
         export_onnx(merger(), tmp_path / "m.onnx")
     assert list(tmp_path.iterdir()) == []
     assert export_onnx(merger(), tmp_path / "m.onnx", verify=False) is None

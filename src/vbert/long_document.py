@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from vbert.cache import ChunkCache, text_key
 from vbert.embedders.base import Embedder
+from vbert.errors import ConfigError, DataError
 from vbert.mergers import Merger, merge_sequences
 
 
@@ -52,7 +53,7 @@ class LongDocumentEncoder:
         self.merger = merger
         self.chunk_tokens = chunk_tokens or embedder.content_window
         if not 1 <= self.chunk_tokens <= embedder.content_window:
-            raise ValueError(
+            raise ConfigError(
                 f"chunk_tokens={self.chunk_tokens} must be between 1 and the embedder's content window "
                 f"({embedder.content_window} tokens)"
             )
@@ -70,7 +71,7 @@ class LongDocumentEncoder:
         if not isinstance(text, str):
             raise TypeError(f"documents must be str, got {type(text).__name__}")
         if not text.strip():
-            raise ValueError(
+            raise DataError(
                 "the document is empty or whitespace-only: there is nothing to embed; drop it first"
             )
         return self.embedder.split(text, self.chunk_tokens)
@@ -148,7 +149,7 @@ def check_compatible(embedder: Embedder, merger: Merger) -> None:
         return
     d_model = getattr(config, "d_model", None)
     if d_model is not None and d_model != embedder.dim:
-        raise ValueError(
+        raise ConfigError(
             f"merger {merger.name!r} expects {d_model}-d chunk embeddings but embedder {embedder.name!r} gives "
             f"{embedder.dim}-d: use a merger trained for this embedder"
         )

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from vbert.errors import ConfigError, IntegrityError
 from vbert.files import atomic_path
 from vbert.model import SequenceMergerConfig, SequenceMergerModel
 from vbert.validation import check_batch, check_sequence
@@ -92,10 +93,10 @@ def export_onnx(
             "training-free baselines need no export"
         )
     if opset < MIN_OPSET:
-        raise ValueError(f"opset {opset} is too old: use opset {MIN_OPSET} or newer")
+        raise ConfigError(f"opset {opset} is too old: use opset {MIN_OPSET} or newer")
     destination = Path(destination)
     if destination.suffix != ".onnx":
-        raise ValueError(f"{destination} does not end in .onnx: name the output file like merger.onnx")
+        raise ConfigError(f"{destination} does not end in .onnx: name the output file like merger.onnx")
 
     onnx = _require("onnx")
     first = next(model.parameters())
@@ -123,7 +124,7 @@ def export_onnx(
             # Checked before the rename: a file that fails the check never reaches the destination.
             difference = parity(source, OnnxMerger(tmp)) if verify else None
             if difference is not None and difference > PARITY_TOLERANCE:
-                raise RuntimeError(
+                raise IntegrityError(
                     f"the ONNX export of {source.name!r} differs from PyTorch by {difference:.2e} "
                     f"(more than {PARITY_TOLERANCE:.0e}); nothing was written to {destination}"
                 )
@@ -203,23 +204,27 @@ class OnnxMerger:
         ort = _require("onnxruntime")
         self.path = Path(path)
         if not self.path.is_file():
-            raise FileNotFoundError(f"{self.path} does not exist: write it first with `vbert export-onnx`")
+            raise ConfigError(f"{self.path} does not exist: write it first with `vbert export-onnx`")
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         if threads is not None:
             if threads < 1:
-                raise ValueError(f"threads must be at least 1, got {threads}")
+                raise ConfigError(f"threads must be at least 1, got {threads}")
             options.intra_op_num_threads = threads
         try:
             self._session = ort.InferenceSession(
                 str(self.path), sess_options=options, providers=["CPUExecutionProvider"]
             )
         except Exception as err:  # onnxruntime raises its own exception types for unreadable files
-            raise ValueError(f"{self.path} is not a loadable ONNX model ({err}); export it again") from err
+            raise IntegrityError(
+                f"{self.path} is not a loadable ONNX model ({err}); export it again"
+            ) from err
         metadata = self._session.get_modelmeta().custom_metadata_map
         if "vbert_config" not in metadata:
-            raise ValueError(f"{self.path} was not written by vbert's export_onnx (no vbert_config metadata)")
+            raise IntegrityError(
+                f"{self.path} was not written by vbert's export_onnx (no vbert_config metadata)"
+            )
         self.config = SequenceMergerConfig.from_dict(json.loads(metadata["vbert_config"]))
         self.source_fingerprint = metadata.get("vbert_source_fingerprint", "")
         self.name = f"onnx:{metadata.get('vbert_name') or self.path.stem}"

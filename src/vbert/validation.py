@@ -85,7 +85,8 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     The norm is taken in float64 when float32 would overflow, so finite but huge inputs still
     give their direction.
     """
-    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    with np.errstate(over="ignore"):
+        norm = np.linalg.norm(x, axis=-1, keepdims=True)
     if not np.isfinite(norm).all():
         x = x.astype(np.float64)
         norm = np.linalg.norm(x, axis=-1, keepdims=True)

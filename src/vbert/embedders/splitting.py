@@ -25,7 +25,9 @@ def tokenizer_offsets(tokenizer) -> TokenOffsets:
     if getattr(tokenizer, "is_fast", False):
 
         def hf_offsets(text: str) -> list[tuple[int, int]]:
-            encoded = tokenizer(text, add_special_tokens=False, truncation=False, return_offsets_mapping=True)
+            encoded = tokenizer(
+                text, add_special_tokens=False, truncation=False, return_offsets_mapping=True, verbose=False
+            )
             return encoded["offset_mapping"]
 
         return hf_offsets
