@@ -217,6 +217,7 @@ from vbert.cli import data as _data  # noqa: E402
 from vbert.cli import evaluate as _evaluate  # noqa: E402
 from vbert.cli import finesse as _finesse  # noqa: E402
 from vbert.cli.bench import bench, export_onnx  # noqa: E402
+from vbert.cli.integrations import export_st  # noqa: E402
 from vbert.cli.lab import lab_command  # noqa: E402
 from vbert.cli.serve import serve_command  # noqa: E402
 from vbert.cli.train import train_command  # noqa: E402
@@ -230,6 +231,7 @@ app.command("train")(train_command)
 app.command("bench")(bench)
 app.command("export-onnx")(export_onnx)
 app.command("serve")(serve_command)
+app.command("export-st")(export_st)
 
 
 def main() -> None:
