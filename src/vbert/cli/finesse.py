@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from vbert.cli.integrations import export_reference
 from vbert.cli.lab import leaderboard_command
 
 app = typer.Typer(
@@ -27,6 +28,7 @@ app = typer.Typer(
 class Preset(StrEnum):
     quick = "quick"
     leaderboard = "leaderboard"
+    reference = "reference"
 
 
 class Formula(StrEnum):
@@ -250,3 +252,4 @@ if __name__ == "__main__":
 
 
 app.command("leaderboard")(leaderboard_command)
+app.command("export-reference")(export_reference)

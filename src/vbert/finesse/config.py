@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-PRESETS: tuple[str, ...] = ("quick", "leaderboard")
+PRESETS: tuple[str, ...] = ("quick", "leaderboard", "reference")
 COMPETITOR_KINDS: tuple[str, ...] = ("merger", "mean", "mean-weighted", "truncation", "native")
 PY_SPEC_PREFIX = "py:"
 # Packaged `datasets` builders that read local files and need no revision.
@@ -91,6 +91,11 @@ class FilesSource(_SourceBase):
         return _check_path(value, info, "corpus path") or value
 
 
+def _is_local(path: str) -> bool:
+    """A packaged builder reading local files, or a folder; anything else is a hub dataset id."""
+    return path in HF_PACKAGED_BUILDERS or path.startswith((".", "/", "~"))
+
+
 class HuggingFaceSource(_SourceBase):
     """A Hugging Face ``datasets`` source, pinned to a revision (or local files)."""
 
@@ -112,12 +117,13 @@ class HuggingFaceSource(_SourceBase):
     def _files_exist(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
         if value is None:
             return None
+        if not _is_local(info.data.get("path", "")):
+            return value  # paths inside a hub dataset repository
         return [_check_path(item, info, "data file") or item for item in value]
 
     @model_validator(mode="after")
     def _pinned(self) -> HuggingFaceSource:
-        local = self.path in HF_PACKAGED_BUILDERS or self.path.startswith((".", "/", "~"))
-        if not local and not self.revision:
+        if not _is_local(self.path) and not self.revision:
             raise ValueError(
                 f"huggingface source {self.path!r} needs `revision:` (a commit hash) so every run reads "
                 "the same data; find it on the dataset page under 'Files and versions'"
