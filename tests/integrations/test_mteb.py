@@ -45,6 +45,13 @@ def test_encoder_follows_the_protocol(tiny_embedder):
     assert meta.n_parameters and meta.n_parameters > 0
 
 
+def test_model_meta_loads_the_model(tiny_model_dir):
+    model = VbertEncoder(str(tiny_model_dir), "mean", cache=False)
+    again = model.mteb_model_meta.load_model(cache=False)
+    assert isinstance(again, VbertEncoder)
+    assert again.mteb_model_meta.revision == model.mteb_model_meta.revision
+
+
 def test_held_out_task_uses_only_the_test_split(tiny_embedder):
     task = task_for(tiny_embedder)
     task.load_data()

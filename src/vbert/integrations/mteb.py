@@ -98,7 +98,7 @@ class VbertEncoder(AbsEncoder):
             revision=f"{embedder.fingerprint}-{merger.fingerprint}",
             release_date=None,
             languages=None,
-            loader=VbertEncoder if loadable else None,
+            loader=load_vbert_encoder if loadable else None,
             loader_kwargs={key: str(spec) for key, spec in specs.items()} if loadable else {},
             n_parameters=_parameters(embedder, merger),
             memory_usage_mb=None,
@@ -155,6 +155,11 @@ class VbertEncoder(AbsEncoder):
             weights = encoder.chunk_weights([chunked[row] for row in long_rows])
             out[long_rows] = merge_sequences(encoder.merger, sequences, weights)
         return out
+
+
+def load_vbert_encoder(model_name: str, revision: str | None = None, **kwargs: Any) -> VbertEncoder:
+    """mteb's loader signature (``ModelMeta.load_model``): the name and revision come from the meta."""
+    return VbertEncoder(**kwargs)
 
 
 class HeldOutRetrieval(AbsTaskRetrieval):
