@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from vbert.errors import DataError
-from vbert.integrations._extras import require
+from vbert.integrations._shared import require
 
 require("mteb", "mteb")
 
@@ -141,20 +141,9 @@ class VbertEncoder(AbsEncoder):
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Queries as the embedder embeds them; a query longer than the window is chunked and merged."""
-        from vbert.mergers import merge_sequences
+        from vbert.integrations._shared import encode_queries
 
-        encoder, embedder = self.model, self.model.embedder
-        encode = getattr(embedder, "encode_queries", embedder.encode)
-        chunked = [encoder.chunk(text) for text in texts]
-        vectors = np.asarray(encode([c for chunks in chunked for c in chunks]), dtype=np.float32)
-        starts = np.cumsum([0, *map(len, chunked)])
-        out = vectors[starts[:-1]].copy()
-        long_rows = [row for row, chunks in enumerate(chunked) if len(chunks) > 1]
-        if long_rows:
-            sequences = [vectors[starts[row] : starts[row + 1]] for row in long_rows]
-            weights = encoder.chunk_weights([chunked[row] for row in long_rows])
-            out[long_rows] = merge_sequences(encoder.merger, sequences, weights)
-        return out
+        return encode_queries(self.model, texts)
 
 
 def load_vbert_encoder(model_name: str, revision: str | None = None, **kwargs: Any) -> VbertEncoder:

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from vbert.errors import ConfigError, DataError
-from vbert.integrations._extras import require
+from vbert.integrations._shared import require
 
 require("sentence_transformers", "st")
 
