@@ -26,10 +26,12 @@ _EXPORTS = {
     "MeanPoolMerger": "vbert.mergers",
     "TruncationBaseline": "vbert.mergers",
     "ChunkCache": "vbert.cache",
+    "Index": "vbert.index",
 }
 
 __all__ = [
     "ChunkCache",
+    "Index",
     "LongDocumentEncoder",
     "MeanPoolMerger",
     "SequenceMergerConfig",
@@ -43,6 +45,7 @@ __all__ = [
 if TYPE_CHECKING:
     from vbert.cache import ChunkCache
     from vbert.embedders import load_embedder
+    from vbert.index import Index
     from vbert.loading import load_merger
     from vbert.long_document import LongDocumentEncoder
     from vbert.mergers import MeanPoolMerger, TruncationBaseline

@@ -218,6 +218,7 @@ from vbert.cli import evaluate as _evaluate  # noqa: E402
 from vbert.cli import finesse as _finesse  # noqa: E402
 from vbert.cli.bench import bench, export_onnx  # noqa: E402
 from vbert.cli.integrations import export_st  # noqa: E402
+from vbert.cli.index import index_command, search_command  # noqa: E402
 from vbert.cli.lab import lab_command  # noqa: E402
 from vbert.cli.serve import serve_command  # noqa: E402
 from vbert.cli.train import train_command  # noqa: E402
@@ -232,6 +233,8 @@ app.command("bench")(bench)
 app.command("export-onnx")(export_onnx)
 app.command("serve")(serve_command)
 app.command("export-st")(export_st)
+app.command("index")(index_command)
+app.command("search")(search_command)
 
 
 def main() -> None:

@@ -1,0 +1,405 @@
+"""``vbert.Index``: a folder that keeps long documents searchable as they change.
+
+Adding or re-indexing a document chunks it with content-defined boundaries, embeds only the
+chunks the chunk cache has not seen, merges the chunk vectors into one document vector, and
+commits the document's row (content hash, chunk keys, token counts, spans, timestamps, vector).
+An unchanged document costs one hash; a renamed one reuses its row's chunks and vector; an
+edited one re-embeds only its new chunks. See :mod:`vbert.index.journal` for the crash-safe
+write protocol and :mod:`vbert.index.store` for the vector store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from vbert.cache import ChunkCache, text_key
+from vbert.embedders.base import Embedder
+from vbert.errors import ConfigError, DataError
+from vbert.files import atomic_write_json, read_json
+from vbert.index import journal
+from vbert.index.chunking import Chunk, ChunkingSpec, chunk_text
+from vbert.index.sources import Document, as_documents
+from vbert.index.store import DocumentRow, VectorStore
+from vbert.mergers import Merger, merge_sequences
+
+SCHEMA_VERSION = 1
+SETTINGS = "index.json"
+RERANKERS = ("maxsim",)
+
+
+@dataclass
+class IndexReport:
+    """What one write did: documents per outcome, chunks embedded now vs taken from the cache."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
+    documents: int = 0
+    repaired: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One ranked document with its best-matching chunk (``chunk_index`` of ``chunks``, chars ``[start, end)``)."""
+
+    id: str
+    title: str
+    score: float
+    document_score: float
+    chunk_score: float
+    chunk_index: int
+    chunks: int
+    start: int
+    end: int
+    snippet: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def content_hash(document: Document) -> str:
+    return text_key(document.title + "\x00" + document.text)
+
+
+def snippet_of(text: str, limit: int = 240) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+class Index:
+    """A searchable index of long documents in ``folder`` (created on first use).
+
+    Args:
+        folder: the index folder: ``index.json`` (settings), ``chunk-cache.sqlite``, ``lance/``.
+        embedder: an embedder or a name for :func:`vbert.load_embedder`; default: the one the
+            index was built with (``"default"`` for a new index).
+        merger: a merger or a name for :func:`vbert.load_merger`; default as for ``embedder``.
+        chunk_tokens: largest chunk, in content tokens (default: the embedder's window).
+        batch_size: chunks per embedder forward pass.
+        documents_per_commit: documents written to the document table per atomic commit.
+
+    An index refuses an embedder, merger or chunking rule other than the one it was built
+    with (:class:`vbert.errors.ConfigError`): its vectors would not be comparable.
+    """
+
+    def __init__(
+        self,
+        folder: str | Path,
+        embedder: Embedder | str | None = None,
+        merger: Merger | str | None = None,
+        chunk_tokens: int | None = None,
+        batch_size: int = 32,
+        documents_per_commit: int = 64,
+    ) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        settings_path = self.folder / SETTINGS
+        saved = read_json(settings_path, "index settings") if settings_path.exists() else None
+        if saved is not None and saved.get("schema_version") != SCHEMA_VERSION:
+            raise ConfigError(
+                f"{settings_path} has schema version {saved.get('schema_version')}; this vbert reads "
+                f"version {SCHEMA_VERSION}: rebuild the index in a new folder"
+            )
+        self.embedder = self._load_embedder(embedder, saved)
+        self.merger = self._load_merger(merger, saved)
+        from vbert.long_document import check_compatible
+
+        check_compatible(self.embedder, self.merger)
+        if chunk_tokens is None and saved is not None:
+            chunk_tokens = saved["chunking"]["max_tokens"]
+        self.spec = ChunkingSpec.for_embedder(self.embedder, chunk_tokens)
+        settings = {
+            "schema_version": SCHEMA_VERSION,
+            "embedder": {"name": self._embedder_name, "fingerprint": self.embedder.fingerprint},
+            "merger": {"name": self._merger_name, "fingerprint": self.merger.fingerprint},
+            "chunking": {**asdict(self.spec), "fingerprint": self.spec.fingerprint},
+            "dim": self.embedder.dim,
+        }
+        if saved is None:
+            atomic_write_json(settings_path, settings)
+        else:
+            for part in ("embedder", "merger", "chunking"):
+                if saved[part]["fingerprint"] != settings[part]["fingerprint"]:
+                    raise ConfigError(
+                        f"the index {self.folder} was built with {part} {saved[part].get('name')!r} "
+                        f"({saved[part]['fingerprint']}), not {settings[part].get('name')!r} "
+                        f"({settings[part]['fingerprint']}): use the same {part} or a new index folder"
+                    )
+        self.batch_size = batch_size
+        self.documents_per_commit = documents_per_commit
+        self.cache = ChunkCache(self.folder / "chunk-cache.sqlite")
+        self.store = VectorStore(self.folder / "lance", self.embedder.dim)
+
+    def _load_embedder(self, embedder: Embedder | str | None, saved: dict | None) -> Embedder:
+        if embedder is None or isinstance(embedder, str):
+            from vbert.embedders import load_embedder
+
+            self._embedder_name = embedder or (saved["embedder"]["name"] if saved else "default")
+            return load_embedder(self._embedder_name)
+        self._embedder_name = embedder.name
+        return embedder
+
+    def _load_merger(self, merger: Merger | str | None, saved: dict | None) -> Merger:
+        if merger is None or isinstance(merger, str):
+            from vbert.loading import load_merger
+
+            self._merger_name = merger or (saved["merger"]["name"] if saved else "default")
+            return load_merger(self._merger_name)
+        self._merger_name = merger.name
+        return merger
+
+    # -- reading ---------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self.store.documents.count_rows()
+
+    def ids(self) -> list[str]:
+        return sorted(row.id for row in self.store.document_rows())
+
+    def chunking(self, text: str) -> list[Chunk]:
+        """The chunks this index cuts ``text`` into."""
+        return chunk_text(self.embedder, text, self.spec)
+
+    def search(self, query: str, k: int = 10, rerank: str | None = None) -> list[SearchHit]:
+        """The ``k`` best documents for ``query``, each with its best-matching chunk as a snippet.
+
+        Documents are ranked by the dot product of the query with their merged vector;
+        ``rerank="maxsim"`` re-ranks the top ``max(4k, 50)`` by their best chunk instead.
+        """
+        if not isinstance(query, str) or not query.strip():
+            raise DataError("the query is empty: type what you are looking for")
+        encode = getattr(self.embedder, "encode_queries", self.embedder.encode)
+        return self.search_vector(encode([query])[0], k, rerank)
+
+    def search_vector(self, query: np.ndarray, k: int = 10, rerank: str | None = None) -> list[SearchHit]:
+        """:meth:`search` for an already embedded query (a unit vector of the embedder's dimension)."""
+        if rerank is not None and rerank not in RERANKERS:
+            raise ConfigError(f"unknown re-ranker {rerank!r}; choose one of {', '.join(RERANKERS)}")
+        if k < 1:
+            raise ConfigError(f"k must be at least 1, got {k}")
+        query = np.asarray(query, dtype=np.float32).reshape(-1)
+        if query.shape[0] != self.embedder.dim:
+            raise DataError(
+                f"the query vector has {query.shape[0]} dimensions, the index {self.embedder.dim}"
+            )
+        candidates = self.store.search_documents(query, k if rerank is None else max(4 * k, 50))
+        chunks = self.store.chunk_rows([key for row, _ in candidates for key in row["chunk_keys"]])
+        hits = []
+        for row, document_score in candidates:
+            keys = row["chunk_keys"]
+            scores = [float(chunks[key][1] @ query) if key in chunks else -np.inf for key in keys]
+            best = int(np.argmax(scores))
+            text = chunks[keys[best]][0] if keys[best] in chunks else ""
+            hits.append(
+                SearchHit(
+                    id=row["id"],
+                    title=row["title"],
+                    score=scores[best] if rerank == "maxsim" else document_score,
+                    document_score=document_score,
+                    chunk_score=scores[best],
+                    chunk_index=best,
+                    chunks=len(keys),
+                    start=row["chunk_starts"][best],
+                    end=row["chunk_ends"][best],
+                    snippet=snippet_of(text),
+                )
+            )
+        hits.sort(key=lambda hit: -hit.score)
+        return hits[:k]
+
+    # -- writing ---------------------------------------------------------------------------------
+    def add(self, documents: Iterable[Document | tuple | dict], show_progress: bool = False) -> IndexReport:
+        """Add new documents; an id already in the index is an error (use :meth:`update`)."""
+        docs = list(as_documents(documents))
+        present = set(self.ids()) & {doc.id for doc in docs}
+        if present:
+            raise DataError(
+                f"{len(present)} documents are already in the index (e.g. {sorted(present)[0]!r}); "
+                "use update() to replace them"
+            )
+        return self._write(docs, remove_sources=(), show_progress=show_progress)
+
+    def update(
+        self, documents: Iterable[Document | tuple | dict], show_progress: bool = False
+    ) -> IndexReport:
+        """Add new documents and re-index changed ones; unchanged ones cost one hash."""
+        return self._write(as_documents(documents), remove_sources=(), show_progress=show_progress)
+
+    def sync(
+        self,
+        documents: Iterable[Document | tuple | dict],
+        sources: Iterable[str],
+        show_progress: bool = False,
+    ) -> IndexReport:
+        """:meth:`update`, then remove the documents of ``sources`` that ``documents`` no longer has."""
+        return self._write(as_documents(documents), remove_sources=set(sources), show_progress=show_progress)
+
+    def remove(self, ids: Iterable[str]) -> IndexReport:
+        """Remove documents by id; ids not in the index are ignored (the report counts what was removed)."""
+        wanted = set(ids)
+        with journal.writer_lock(self.folder):
+            report = IndexReport(repaired=self._repair_if_interrupted())
+            journal.begin(self.folder, "remove", documents=len(wanted))
+            present = wanted & {row.id for row in self.store.document_rows()}
+            self.store.delete_documents(present)
+            report.removed = len(present)
+            self._finish(report)
+        return report
+
+    def repair(self) -> None:
+        """Make the tables consistent: no chunk row without a document, no document without its chunks."""
+        with journal.writer_lock(self.folder):
+            self._repair()
+            journal.finish(self.folder)
+
+    def _repair_if_interrupted(self) -> bool:
+        if journal.interrupted_write(self.folder) is None:
+            return False
+        self._repair()
+        return True
+
+    def _repair(self) -> None:
+        rows = self.store.document_rows()
+        stored = self.store.chunk_keys()
+        broken = [row.id for row in rows if not set(row.chunk_keys) <= stored]
+        self.store.delete_documents(broken)
+        referenced = {key for row in rows if row.id not in broken for key in row.chunk_keys}
+        self.store.delete_chunks(stored - referenced)
+
+    def _finish(self, report: IndexReport) -> None:
+        referenced = {key for row in self.store.document_rows() for key in row.chunk_keys}
+        self.store.delete_chunks(self.store.chunk_keys() - referenced)
+        self.store.compact()
+        report.documents = len(self)
+        journal.finish(self.folder)
+
+    def _write(
+        self, documents: Iterable[Document], remove_sources: set[str] | tuple, show_progress: bool
+    ) -> IndexReport:
+        with journal.writer_lock(self.folder):
+            report = IndexReport(repaired=self._repair_if_interrupted())
+            journal.begin(self.folder, "write", remove_sources=sorted(remove_sources))
+            existing = {row.id: row for row in self.store.document_rows()}
+            by_hash = {row.content_hash: row for row in existing.values()}
+            seen: set[str] = set()
+            pending: list[tuple[Document, str, DocumentRow | None]] = []
+            for doc in tqdm(documents, desc="indexing", unit="doc", disable=not show_progress):
+                seen.add(doc.id)
+                digest = content_hash(doc)
+                old = existing.get(doc.id)
+                if old is not None and old.content_hash == digest:
+                    report.unchanged += 1
+                    continue
+                pending.append((doc, digest, old))
+                if len(pending) == self.documents_per_commit:
+                    self._commit(pending, by_hash, report)
+                    pending = []
+            self._commit(pending, by_hash, report)
+            gone = [i for i, row in existing.items() if row.source in remove_sources and i not in seen]
+            self.store.delete_documents(gone)
+            report.removed = len(gone)
+            self._finish(report)
+        return report
+
+    def _commit(
+        self,
+        pending: Sequence[tuple[Document, str, DocumentRow | None]],
+        by_hash: dict[str, DocumentRow],
+        report: IndexReport,
+    ) -> None:
+        """Chunk, embed what is new, merge, and commit one batch of documents."""
+        if not pending:
+            return
+        now = journal.utc_now()
+        rows = []
+        fresh: list[tuple[DocumentRow, list[Chunk]]] = []
+        copies = [by_hash[digest].id for _, digest, _ in pending if digest in by_hash]
+        copied_vectors = self.store.document_vectors(copies)
+        for doc, digest, old in pending:
+            row = DocumentRow(
+                id=doc.id,
+                source=doc.source,
+                title=doc.title,
+                content_hash=digest,
+                chunk_keys=[],
+                chunk_tokens=[],
+                chunk_starts=[],
+                chunk_ends=[],
+                added_at=old.added_at if old else now,
+                updated_at=now,
+            )
+            twin = by_hash.get(digest)
+            if twin is not None and twin.id in copied_vectors:  # renamed or duplicated: nothing to compute
+                for name in ("chunk_keys", "chunk_tokens", "chunk_starts", "chunk_ends"):
+                    setattr(row, name, getattr(twin, name))
+                row.vector = copied_vectors[twin.id]
+                report.chunks_reused += len(row.chunk_keys)
+            else:
+                chunks = self.chunking(doc.text)
+                if not chunks:
+                    raise DataError(
+                        f"document {doc.id!r} is empty or whitespace-only: there is nothing to index"
+                    )
+                row.chunk_keys = [c.key for c in chunks]
+                row.chunk_tokens = [c.tokens for c in chunks]
+                row.chunk_starts = [c.start for c in chunks]
+                row.chunk_ends = [c.end for c in chunks]
+                fresh.append((row, chunks))
+            rows.append(row)
+            if old is None:
+                report.added += 1
+            else:
+                report.updated += 1
+        if fresh:
+            self._embed_and_merge(fresh, report)
+        self.store.upsert_documents(rows)  # the commit point of this batch
+        for _, _, old in pending:  # an updated document's old content is no longer in the index
+            if old is not None and by_hash.get(old.content_hash) is old:
+                del by_hash[old.content_hash]
+        for row in rows:
+            by_hash[row.content_hash] = row
+
+    def _embed_and_merge(self, fresh: list[tuple[DocumentRow, list[Chunk]]], report: IndexReport) -> None:
+        texts = {c.key: c.text for _, chunks in fresh for c in chunks}
+        fingerprint = self.embedder.fingerprint
+        vectors = self.cache.get_many(fingerprint, list(texts.values()))
+        missing = [key for key in texts if key not in vectors]
+        if missing:  # the chunk table may still hold what a deleted cache lost
+            vectors.update(
+                {key: vector for key, (_, vector) in self.store.chunk_rows(missing, False).items()}
+            )
+            missing = [key for key in missing if key not in vectors]
+        if missing:
+            new = self.embedder.encode([texts[key] for key in missing], batch_size=self.batch_size)
+            self.cache.put_many(fingerprint, [texts[key] for key in missing], new)
+            vectors.update(zip(missing, new, strict=True))
+        report.chunks_embedded += len(missing)
+        report.chunks_reused += sum(len(chunks) for _, chunks in fresh) - len(missing)
+        keys = list(texts)
+        self.store.add_chunks(keys, [texts[k] for k in keys], np.stack([vectors[k] for k in keys]))
+        sequences = [np.stack([vectors[k] for k in row.chunk_keys]) for row, _ in fresh]
+        weights = [np.asarray(row.chunk_tokens, dtype=np.float32) for row, _ in fresh]
+        merged = merge_sequences(
+            self.merger, sequences, weights if getattr(self.merger, "weighted", False) else None
+        )
+        for (row, _), vector in zip(fresh, merged, strict=True):
+            row.vector = vector
+
+    def close(self) -> None:
+        self.cache.close()
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

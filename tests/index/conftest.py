@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fixtures.index_corpus import CountingEmbedder, write_corpus
+
+from vbert.mergers import MeanPoolMerger
+
+
+@pytest.fixture
+def embedder() -> CountingEmbedder:
+    return CountingEmbedder()
+
+
+@pytest.fixture
+def merger() -> MeanPoolMerger:
+    return MeanPoolMerger(weighted=True)
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """Five markdown files of 12 paragraphs and one text file in a subfolder."""
+    return write_corpus(tmp_path / "docs")
