@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
 from vbert.cli.errors import fail, reported
 
 IndexOpt = Annotated[Path, typer.Option("--index", help="Index folder (created on first use).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+EngineOpt = Annotated[
+    str, typer.Option(help="'local' (this process) or 'ray' (chunk embedding as a Ray Data pipeline).")
+]
+RayAddressOpt = Annotated[
+    str | None, typer.Option(help="Ray cluster to join (default: start a local Ray instance).")
+]
+WorkersOpt = Annotated[int, typer.Option(help="Embedder actors in the Ray pipeline.")]
+ENGINES = ("local", "ray")
 
 
 def index_command(
@@ -29,6 +40,9 @@ def index_command(
         int | None, typer.Option(help="Largest chunk in tokens (default: the embedder's window).")
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Chunks per forward pass.")] = 32,
+    engine: EngineOpt = "local",
+    ray_address: RayAddressOpt = None,
+    workers: WorkersOpt = 1,
     as_json: JsonOpt = False,
 ) -> None:
     """Index documents, or bring an index up to date: only new and changed chunks are embedded.
@@ -37,6 +51,8 @@ def index_command(
     """
     from vbert.index import Index, read_paths
 
+    if engine not in ENGINES:
+        fail(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         fail(f"{', '.join(missing)} does not exist")
@@ -45,7 +61,16 @@ def index_command(
         Index(index, embedder, merger, chunk_tokens=chunk_tokens, batch_size=batch_size) as idx,
     ):
         sources = [str(p.resolve()) for p in paths]
-        report = idx.sync(read_paths(paths), sources, show_progress=not as_json)
+        documents = read_paths(paths)
+        shard_run = None
+        if engine == "ray":
+            documents = list(documents)
+            shard_run = idx.embed_on_ray(documents, workers, ray_address, show_progress=not as_json)
+        report = idx.sync(documents, sources, show_progress=not as_json)
+        if shard_run is not None:  # the sync found these chunks in the cache: they were embedded on Ray
+            report.chunks_reused = max(report.chunks_reused - shard_run.chunks_embedded, 0)
+            report.chunks_embedded += shard_run.chunks_embedded
+            shutil.rmtree(shard_run.folder)
     if as_json:
         typer.echo(json.dumps({"index": str(index), **report.to_dict()}, indent=2))
         return
@@ -93,3 +118,41 @@ def search_command(
             f"(chunk score {hit.chunk_score:.4f})"
         )
         typer.echo(f"   {hit.snippet}")
+
+
+def embed_with_ray(
+    documents: list[tuple[str, str]],
+    output: Path,
+    embedder: str,
+    chunk_tokens: int | None,
+    batch_size: int,
+    workers: int,
+    ray_address: str | None,
+    write_vectors: Callable[[Path, list[str], np.ndarray, dict], None],
+) -> None:
+    """``vbert embed --engine ray``: shards under ``OUTPUT.shards/`` (kept, so a killed run resumes), then OUTPUT."""
+    from vbert import load_embedder
+    from vbert.index.ray_engine import embed_on_ray
+    from vbert.index.shards import ChunkRule, read_chunk_vectors
+
+    with reported(FileNotFoundError, ValueError):
+        model = load_embedder(embedder)
+        rule = ChunkRule("windows", chunk_tokens or model.content_window)
+        shards = output.with_name(output.name + ".shards")
+        run = embed_on_ray(
+            documents,
+            shards,
+            model,
+            embedder,
+            rule,
+            workers=workers,
+            address=ray_address,
+            batch_size=batch_size,
+            show_progress=True,
+        )
+        table, vectors = read_chunk_vectors(shards)
+    typer.echo(
+        f"{run.shards} shards ({run.reused} from an earlier run), {run.chunks_embedded} chunks embedded"
+    )
+    extra = {"chunk_index": table["chunk_index"].to_pylist(), "embedder": model.fingerprint}
+    write_vectors(output, table["doc_id"].to_pylist(), vectors, extra)

@@ -10,6 +10,8 @@ from typing import Annotated
 import numpy as np
 import typer
 
+from vbert.cli.index import EngineOpt, RayAddressOpt, WorkersOpt, embed_with_ray
+
 app = typer.Typer(
     name="vbert",
     help="Embed long documents by merging cached chunk embeddings (vBERT sequence merger).",
@@ -85,11 +87,21 @@ def embed(
         int | None, typer.Option(help="Content tokens per chunk (default: the window).")
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Chunks per forward pass.")] = 32,
+    engine: EngineOpt = "local",
+    ray_address: RayAddressOpt = None,
+    workers: WorkersOpt = 1,
 ) -> None:
     """Texts → chunk embeddings: one row per chunk, with the document id and chunk index."""
     from vbert import load_embedder
 
     documents = _read_documents(inputs)
+    if engine == "ray":
+        embed_with_ray(
+            documents, output, embedder, chunk_tokens, batch_size, workers, ray_address, _write_vectors
+        )
+        return
+    if engine != "local":
+        _fail(f"unknown engine {engine!r}; choose 'local' or 'ray'")
     model = load_embedder(embedder)
     size = chunk_tokens or model.content_window
     ids, index, chunks = [], [], []

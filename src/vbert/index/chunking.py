@@ -2,9 +2,9 @@
 
 Cutting every ``max_tokens`` tokens (what :meth:`LongDocumentEncoder.chunk` does) shifts every
 later boundary when one word is inserted near the start, so every later chunk is new and must
-be embedded again. Here a document is first cut into *units* (paragraphs; sentences inside a
-paragraph that alone exceeds the window; token pieces from ``embedder.split`` inside a sentence
-that still does), and units are then grouped into chunks:
+be embedded again. Here a document is first cut into *units* (paragraphs; lines, then sentences,
+inside a paragraph that alone exceeds the window; token pieces from ``embedder.split`` inside a
+sentence that still does), and units are then grouped into chunks:
 
 * a chunk never exceeds ``max_tokens`` content tokens (checked by re-tokenising the chunk);
 * once a chunk holds ``min_tokens``, it ends after a unit whose text hash falls under
@@ -25,8 +25,12 @@ from dataclasses import dataclass
 from vbert.cache import text_key
 from vbert.embedders.base import Embedder
 
-PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
-SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")
+#: Units, coarsest first: paragraphs, then lines, then sentences of a piece that exceeds the window.
+UNIT_BREAKS = (
+    re.compile(r"\n[ \t]*\n"),
+    re.compile(r"\n"),
+    re.compile(r"(?<=[.!?。！？])\s+"),
+)
 CHUNKER_VERSION = 1
 
 
@@ -97,18 +101,19 @@ def _spans(text: str, pattern: re.Pattern[str], start: int, end: int) -> list[tu
 
 def _units(embedder: Embedder, text: str, max_tokens: int) -> list[tuple[int, int, int]]:
     """``(start, end, tokens)`` of each unit, in order; every unit fits in ``max_tokens``."""
-    units = []
-    for p_start, p_end in _spans(text, PARAGRAPH_BREAK, 0, len(text)):
-        tokens = embedder.count_tokens(text[p_start:p_end])
-        if tokens <= max_tokens:
-            units.append((p_start, p_end, tokens))
-            continue
-        for s_start, s_end in _spans(text, SENTENCE_END, p_start, p_end):
-            tokens = embedder.count_tokens(text[s_start:s_end])
+    units: list[tuple[int, int, int]] = []
+
+    def cut(start: int, end: int, level: int) -> None:
+        for a, b in _spans(text, UNIT_BREAKS[level], start, end):
+            tokens = embedder.count_tokens(text[a:b])
             if tokens <= max_tokens:
-                units.append((s_start, s_end, tokens))
+                units.append((a, b, tokens))
+            elif level + 1 < len(UNIT_BREAKS):
+                cut(a, b, level + 1)
             else:
-                units.extend(_pieces(embedder, text, s_start, s_end, max_tokens))
+                units.extend(_pieces(embedder, text, a, b, max_tokens))
+
+    cut(0, len(text), 0)
     return units
 
 

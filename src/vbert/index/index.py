@@ -121,8 +121,8 @@ class Index:
         self.spec = ChunkingSpec.for_embedder(self.embedder, chunk_tokens)
         settings = {
             "schema_version": SCHEMA_VERSION,
-            "embedder": {"name": self._embedder_name, "fingerprint": self.embedder.fingerprint},
-            "merger": {"name": self._merger_name, "fingerprint": self.merger.fingerprint},
+            "embedder": {"name": self.embedder_name, "fingerprint": self.embedder.fingerprint},
+            "merger": {"name": self.merger_name, "fingerprint": self.merger.fingerprint},
             "chunking": {**asdict(self.spec), "fingerprint": self.spec.fingerprint},
             "dim": self.embedder.dim,
         }
@@ -145,18 +145,18 @@ class Index:
         if embedder is None or isinstance(embedder, str):
             from vbert.embedders import load_embedder
 
-            self._embedder_name = embedder or (saved["embedder"]["name"] if saved else "default")
-            return load_embedder(self._embedder_name)
-        self._embedder_name = embedder.name
+            self.embedder_name = embedder or (saved["embedder"]["name"] if saved else "default")
+            return load_embedder(self.embedder_name)
+        self.embedder_name = embedder.name
         return embedder
 
     def _load_merger(self, merger: Merger | str | None, saved: dict | None) -> Merger:
         if merger is None or isinstance(merger, str):
             from vbert.loading import load_merger
 
-            self._merger_name = merger or (saved["merger"]["name"] if saved else "default")
-            return load_merger(self._merger_name)
-        self._merger_name = merger.name
+            self.merger_name = merger or (saved["merger"]["name"] if saved else "default")
+            return load_merger(self.merger_name)
+        self.merger_name = merger.name
         return merger
 
     # -- reading ---------------------------------------------------------------------------------
@@ -218,6 +218,62 @@ class Index:
         return hits[:k]
 
     # -- writing ---------------------------------------------------------------------------------
+    def to_embed(self, documents: Iterable[Document]) -> list[Document]:
+        """The documents a write would chunk and embed: new content, neither indexed under its id nor renamed."""
+        indexed = {row.content_hash for row in self.store.document_rows()}
+        return [doc for doc in documents if content_hash(doc) not in indexed]
+
+    def embed_on_ray(
+        self,
+        documents: Sequence[Document],
+        workers: int = 1,
+        address: str | None = None,
+        documents_per_shard: int = 64,
+        show_progress: bool = False,
+    ):
+        """Embed the new chunks of ``documents`` on Ray into ``shards/`` and load them into the chunk cache.
+
+        A following :meth:`sync` (or :meth:`update`) then only merges and writes. The embedder must
+        be loadable by name on every worker (the index's ``embedder_name``). Returns the
+        :class:`vbert.index.ray_engine.ShardRun`; shards of a killed run are reused.
+        """
+        from vbert.index.ray_engine import embed_on_ray
+        from vbert.index.shards import ChunkRule
+
+        todo = self.to_embed(documents)
+        run = embed_on_ray(
+            [(doc.id, doc.text) for doc in todo],
+            self.folder / "shards",
+            self.embedder,
+            self.embedder_name,
+            ChunkRule("content-defined", self.spec.max_tokens),
+            workers=workers,
+            address=address,
+            documents_per_shard=documents_per_shard,
+            batch_size=self.batch_size,
+            known=frozenset(self.store.chunk_keys()),
+            show_progress=show_progress,
+        )
+        self.import_shards(run.folder)
+        return run
+
+    def import_shards(self, folder: str | Path) -> int:
+        """Put the chunk vectors of a shard folder (:mod:`vbert.index.ray_engine`) into the chunk cache.
+
+        A later write then finds those chunks cached and only merges. Returns the chunks imported.
+        """
+        from vbert.index.shards import read_chunk_vectors, read_manifest
+
+        manifest = read_manifest(folder)
+        if manifest["embedder"] != self.embedder.fingerprint:
+            raise ConfigError(
+                f"the shards in {folder} were embedded by {manifest['embedder']}, the index uses "
+                f"{self.embedder.fingerprint}"
+            )
+        table, vectors = read_chunk_vectors(folder)
+        self.cache.put_many(self.embedder.fingerprint, table["text"].to_pylist(), vectors)
+        return len(table)
+
     def add(self, documents: Iterable[Document | tuple | dict], show_progress: bool = False) -> IndexReport:
         """Add new documents; an id already in the index is an error (use :meth:`update`)."""
         docs = list(as_documents(documents))

@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from vbert.errors import ConfigError
+
 os.environ.setdefault("LANCE_LOG", "error")  # Lance's Rust logger warns on every table creation
 
 DOCUMENTS = "documents"
@@ -67,7 +69,10 @@ class VectorStore:
     """Document and chunk tables of one index folder."""
 
     def __init__(self, folder: str | Path, dim: int) -> None:
-        import lancedb
+        try:
+            import lancedb
+        except ImportError as err:
+            raise ConfigError("the search index needs LanceDB: pip install 'vbert[index]'") from err
 
         self.dim = dim
         self._db = lancedb.connect(str(folder))
