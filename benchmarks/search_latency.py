@@ -13,6 +13,9 @@
    and after an edit near the start (a sentence inserted in the first paragraph); reported:
    the share of the edited document's chunks whose text (cache key) existed before, for the
    index's content-defined chunking and for fixed windows (``embedder.split``).
+3. **Ray throughput** (``--ray``; docs/scaling.md): chunks per second embedding the same documents
+   in one process and on a local Ray instance with 1 and 2 embedder actors (actor start-up included:
+   it is part of what a run costs).
 """
 
 from __future__ import annotations
@@ -177,12 +180,46 @@ def chunk_stability(embedder, documents: int) -> dict:
     }
 
 
+def ray_throughput(spec: str, documents: int) -> dict:
+    """Chunks/s of the single-process path and of the Ray pipeline with 1 and 2 workers."""
+    from vbert import load_embedder
+    from vbert.index.ray_engine import connect, embed_on_ray
+    from vbert.index.shards import ChunkRule
+
+    embedder = load_embedder(spec)
+    texts, described = stability_texts(documents)
+    docs = [(f"doc-{i}", text) for i, text in enumerate(texts)]
+    rule = ChunkRule("windows", embedder.content_window)
+    start = time.perf_counter()
+    chunks = [c.text for _, text in docs for c in rule.chunks(embedder, text)]
+    embedder.encode(chunks)
+    single_s = time.perf_counter() - start
+    ray = connect(num_cpus=2)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    rows = {"documents": described, "chunks": len(chunks), "single_process": len(chunks) / single_s}
+    with tempfile.TemporaryDirectory() as scratch:
+        for workers in (1, 2):
+            run = embed_on_ray(
+                docs,
+                Path(scratch) / f"w{workers}",
+                embedder,
+                spec,
+                rule,
+                workers=workers,
+                documents_per_shard=4,
+            )
+            rows[f"ray_{workers}_workers"] = run.chunks_embedded / run.seconds
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--documents", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--embedder", default="default", help="'default', a model folder, or 'none'")
     parser.add_argument("--stability-documents", type=int, default=40)
+    parser.add_argument("--ray", action="store_true", help="only the Ray throughput (docs/scaling.md)")
+    parser.add_argument("--ray-documents", type=int, default=24)
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv)
 
@@ -190,8 +227,14 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    torch.set_num_threads(1)  # one query at a time: one thread, comparable CPU and wall clocks
     results: dict = {"load_average": list(os.getloadavg()), "cpus": os.cpu_count()}
+    if args.ray:
+        results["ray_throughput_chunks_per_s"] = ray_throughput(args.embedder, args.ray_documents)
+        print(json.dumps(results, indent=2))
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        return 0
+    torch.set_num_threads(1)  # one query at a time: one thread, so CPU and wall clocks compare
     embedder = None
     if args.embedder != "none":
         from vbert import load_embedder
