@@ -229,8 +229,8 @@ from vbert.cli import data as _data  # noqa: E402
 from vbert.cli import evaluate as _evaluate  # noqa: E402
 from vbert.cli import finesse as _finesse  # noqa: E402
 from vbert.cli.bench import bench, export_onnx  # noqa: E402
-from vbert.cli.integrations import export_st  # noqa: E402
 from vbert.cli.index import index_command, search_command  # noqa: E402
+from vbert.cli.integrations import export_st  # noqa: E402
 from vbert.cli.lab import lab_command  # noqa: E402
 from vbert.cli.serve import serve_command  # noqa: E402
 from vbert.cli.train import train_command  # noqa: E402
