@@ -148,3 +148,27 @@ def test_reference_preset_mirrors_the_leaderboard():
     assert config.probes.source.revision == "6a8734bc69fefcbb7735f4f9250f43e4cd7a442e"
     assert len(config.probes.source.data_files) == 32
     assert config.probes.source.data_files[0] == "en/en_part_00000.parquet"  # a hub path, not a local one
+
+
+def test_native_export_and_model_hash(results, tmp_path):
+    native = copy.deepcopy(results)
+    native["competitor"] = {**native["competitor"], "kind": "native", "mode": "native", "merger": None}
+    native.pop("integrity")
+    (tmp_path / "model.safetensors").write_bytes(b"weights")
+    out = to_reference(seal(native), model_folders={"native": tmp_path}, names={"embedder": "org/long-model"})
+    assert out["config"]["mode"] == "native_mode"
+    assert out["config"]["models"]["merger"] is None
+    assert out["config"]["models"]["native_embedder"]["name"] == "org/long-model"
+    assert out["model_hash"] == {"native": hashlib.sha256(b"weights").hexdigest()}
+    with pytest.raises(ConfigError, match="missing merger, base_embedder"):
+        to_reference(results, model_folders={"native": tmp_path})
+
+
+def test_init_writes_a_loadable_reference_config(tmp_path):
+    from vbert.finesse.config import load_config
+
+    target = tmp_path / "reference.yaml"
+    result = CliRunner().invoke(app, ["init", "--preset", "reference", "--output", str(target)])
+    assert result.exit_code == 0, result.output
+    config = load_config(target)  # checks local paths; the hub data files are left as repository paths
+    assert config.probes.source.data_files[-1] == "id/id_part_00000.parquet"
