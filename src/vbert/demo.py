@@ -186,7 +186,7 @@ def run_demo(output: Path, merger: str = "default", quick: bool = False) -> None
     done()
 
     done = _step("Leaderboard site and Anatomy pictures")
-    from vbert.finesse.inspect import inspect_sample
+    from vbert.finesse.heatmaps import inspect_sample
     from vbert.finesse.leaderboard import build_site
     from vbert.finesse.raw import RawRun
 

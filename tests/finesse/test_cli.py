@@ -11,6 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from vbert.cli.finesse import app
+from vbert.errors import DataError, IntegrityError
 from vbert.finesse.integrity import seal
 
 runner = CliRunner()
@@ -129,7 +130,8 @@ def test_cli_errors_are_one_clear_line(tmp_path, make_config):
     config["probes"]["sequence_length"] = {"min": 3, "max": 40}
     config_file.write_text(yaml.safe_dump(config), encoding="utf-8")
     result = _invoke("build-probes", "--config", config_file)
-    assert result.exit_code == 2 and "needs" in result.output and "found only" in result.output
+    assert result.exit_code == DataError.exit_code  # not enough documents: a data problem
+    assert "needs" in result.output and "found only" in result.output
 
 
 def test_pickled_raw_files_are_refused(tmp_path, make_config):
@@ -146,5 +148,15 @@ def test_pickled_raw_files_are_refused(tmp_path, make_config):
     manifest["lengths"]["4"]["sha256"] = hashlib.sha256(payload).hexdigest()  # a consistent, malicious folder
     (raw / "manifest.json").write_text(json.dumps(manifest))
     result = _invoke("score", "--raw", raw, "--output", tmp_path / "scored")
-    assert result.exit_code == 2
+    assert result.exit_code == IntegrityError.exit_code
     assert "pickle" in result.output and "never unpickles" in result.output
+
+
+def test_metrics_and_their_help_come_from_the_registry():
+    from vbert.finesse.metrics import METRICS, get_metric
+
+    result = _invoke("metrics")
+    assert result.exit_code == 0, result.output
+    for name in METRICS.names():
+        assert f"{name}: {get_metric(name).title}" in result.output
+    assert "Metrics: " + ", ".join(METRICS.names()) in " ".join(_invoke("--help").output.split())

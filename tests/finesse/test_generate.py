@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vbert.finesse import srs
 from vbert.finesse.batching import prefix_merges, single_merges
 from vbert.finesse.config import parse_config
 from vbert.finesse.generate import generate
+from vbert.finesse.metrics import srs
 from vbert.finesse.probes import build_probes_from_config
 from vbert.finesse.raw import RawOutputError, RawRun
-from vbert.finesse.score import score_run
+from vbert.finesse.scoring import score_run
 from vbert.mergers import MeanPoolMerger, TruncationBaseline
 
 

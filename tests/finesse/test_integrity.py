@@ -8,8 +8,9 @@ import zipfile
 import numpy as np
 import pytest
 
+from vbert.files import canonical_json
 from vbert.finesse.integrity import check, content_hash, read_key, seal
-from vbert.finesse.storage import UnsafeFileError, canonical_json, load_npz, save_npz
+from vbert.finesse.storage import UnsafeFileError, load_npz, save_npz
 
 RESULTS = {
     "metric": "rss",

@@ -22,10 +22,10 @@ from vbert.finesse.probes import (
     cut_head,
     documents_needed,
     expected_params,
-    iter_huggingface,
     load_probes,
     save_probes,
 )
+from vbert.finesse.sources import iter_huggingface
 
 
 def _build(corpus, embedder, **kwargs):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from vbert.finesse.scoring import bottom_up, gaps_from_matrix, sample_score, top_down
+from vbert.finesse.metrics.rss import bottom_up, gaps_from_matrix, sample_score, top_down
 
 # Chunks = the standard basis, so cos(s_i, c_j) is simply s_i[j] for unit s_i.
 L3_CHUNKS = np.eye(3)

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vbert.finesse.srs import arrangements, crafted_index, native_texts, position_bias_index, position_scores
+from vbert.finesse.metrics.srs import (
+    arrangements,
+    crafted_index,
+    native_texts,
+    position_bias_index,
+    position_scores,
+)
 
 
 def test_arrangements_cover_every_p_and_insertion_position():

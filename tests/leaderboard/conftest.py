@@ -119,7 +119,7 @@ def write_corpus(folder: Path, n_docs: int = 80) -> Path:
 
 
 @pytest.fixture(scope="session")
-def benchmark(tmp_path_factory: pytest.TempPathFactory) -> BenchmarkFixture:
+def finesse_run(tmp_path_factory: pytest.TempPathFactory) -> BenchmarkFixture:
     """A real (tiny) Finesse run: lengths 4–10, 3 samples, four competitors, one native model
     whose 40-token window leaves lengths 7–10 not evaluated."""
     from vbert.finesse import run_benchmark
@@ -160,9 +160,9 @@ def benchmark(tmp_path_factory: pytest.TempPathFactory) -> BenchmarkFixture:
 
 
 @pytest.fixture(scope="session")
-def tampered(benchmark: BenchmarkFixture, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tampered(finesse_run: BenchmarkFixture, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the decay results with one number changed after scoring (hash no longer matches)."""
-    data = benchmark.load("decay")
+    data = finesse_run.load("decay")
     data["competitor"]["name"] = "decay-edited"
     data["summary"]["mean_score"] = 999.0
     path = tmp_path_factory.mktemp("edited") / "results.json"

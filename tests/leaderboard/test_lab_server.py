@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from vbert.finesse.scoring import bottom_up, sample_score, similarity_matrix, top_down
+from vbert.finesse.metrics.rss import bottom_up, sample_score, similarity_matrix, top_down
 from vbert.lab import Lab, LabInputError, LabLimits, is_loopback, make_server
 from vbert.mergers import MeanPoolMerger
 

@@ -11,9 +11,9 @@ from vbert.finesse.leaderboard import build_site
 
 
 @pytest.fixture(scope="module")
-def site(benchmark, tampered, tmp_path_factory) -> Path:
+def site(finesse_run, tampered, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("site")
-    build_site([*benchmark.results.values(), tampered], out, raw_dirs=[benchmark.raw])
+    build_site([*finesse_run.results.values(), tampered], out, raw_dirs=[finesse_run.raw])
     return out / "index.html"
 
 
@@ -33,9 +33,9 @@ def scores(page) -> list[float]:
     return [float(t.rstrip("*")) for t in texts]
 
 
-def test_table_sorts(browser, site, benchmark, screenshot):
+def test_table_sorts(browser, site, finesse_run, screenshot):
     page = open_view(browser, site, "board")
-    overall = {name: benchmark.load(name)["summary"]["mean_score"] for name in benchmark.results}
+    overall = {name: finesse_run.load(name)["summary"]["mean_score"] for name in finesse_run.results}
     by_score = sorted(overall, key=lambda n: -overall[n])
     assert names(page) == [*by_score, "decay-edited"]  # flagged result last, whatever its score
     header = page.locator('#board th:has(button[data-key="overall"])')
@@ -49,7 +49,9 @@ def test_table_sorts(browser, site, benchmark, screenshot):
     page.keyboard.press("Enter")  # sorting works from the keyboard too
     assert names(page)[:-1] == sorted(by_score)
     page.click('button[data-key="latency_merge_ms"]')
-    merge = {name: benchmark.load(name)["summary"]["median_latency_merge_ms"] for name in benchmark.results}
+    merge = {
+        name: finesse_run.load(name)["summary"]["median_latency_merge_ms"] for name in finesse_run.results
+    }
     assert names(page)[:-1] == sorted(merge, key=lambda n: merge[n])
     page.click('button[data-key="overall"]')
     screenshot(page, "leaderboard")
@@ -71,7 +73,7 @@ def test_flagged_result_shows_its_flag(browser, site):
     assert browser.errors == []
 
 
-def test_latency_toggle_switches_the_axis(browser, site, benchmark, screenshot):
+def test_latency_toggle_switches_the_axis(browser, site, finesse_run, screenshot):
     page = open_view(browser, site, "charts")
     page.wait_for_function("window.FinesseLeaderboard && window.FinesseLeaderboard.scatter")
 
@@ -87,14 +89,14 @@ def test_latency_toggle_switches_the_axis(browser, site, benchmark, screenshot):
     assert full["mode"] == "full" and full["label"].startswith("Full time")
     for point in full["points"]:
         name = labels[point["id"]]
-        source = benchmark.load(name if name in benchmark.results else "decay")
+        source = finesse_run.load(name if name in finesse_run.results else "decay")
         assert point["x"] == pytest.approx(source["summary"]["median_latency_full_ms"])
     page.check('input[name="latency"][value="merge_only"]')
     merge = state()
     assert merge["mode"] == "merge_only" and merge["label"].startswith("Merging only")
     for point in merge["points"]:
         name = labels[point["id"]]
-        source = benchmark.load(name if name in benchmark.results else "decay")
+        source = finesse_run.load(name if name in finesse_run.results else "decay")
         assert point["x"] == pytest.approx(source["summary"]["median_latency_merge_ms"])
     assert [p["x"] for p in merge["points"]] != [p["x"] for p in full["points"]]
 
@@ -131,7 +133,7 @@ def test_per_length_curves_follow_the_selection(browser, site):
     assert browser.errors == []
 
 
-def test_anatomy_view_changes_with_the_row(browser, site, benchmark, screenshot):
+def test_anatomy_view_changes_with_the_row(browser, site, finesse_run, screenshot):
     page = open_view(browser, site, "anatomy")
     readout = page.locator('[data-testid="readout-td"]')
     readout.wait_for()
@@ -166,7 +168,7 @@ def test_anatomy_view_changes_with_the_row(browser, site, benchmark, screenshot)
     assert tiers == ["memory"] * 4 + ["noise"] * 3
 
     # Best / worst shortcut picks the sample with the highest / lowest score of that length.
-    scores = benchmark.load("decay")["lengths"]["7"]["scores"]
+    scores = finesse_run.load("decay")["lengths"]["7"]["scores"]
     page.select_option("#anatomy-model", label="decay")
     page.wait_for_function("document.getElementById('anatomy-sample').options.length > 0")
     page.click("#anatomy-best")

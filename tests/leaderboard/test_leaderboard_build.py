@@ -16,15 +16,20 @@ from vbert.finesse.leaderboard import (
     HASH_VALID,
     LeaderboardError,
     build_site,
-    decode_matrix,
-    encode_matrix,
     hash_status,
     load_results,
-    match_raw,
+)
+from vbert.finesse.leaderboard.anatomy import match_raw
+from vbert.finesse.leaderboard.codec import decode_matrix, encode_matrix
+from vbert.finesse.metrics.rss import (
+    bottom_up,
+    gaps_from_matrix,
     sample_anatomy,
+    sample_score,
+    similarity_matrix,
+    top_down,
 )
 from vbert.finesse.raw import RawRun, find_runs
-from vbert.finesse.scoring import bottom_up, gaps_from_matrix, sample_score, similarity_matrix, top_down
 
 KEY = b"0123456789abcdef0123456789abcdef"
 
@@ -41,8 +46,8 @@ def anatomy_data(path: Path) -> dict:
     return json.loads(text.split("] = ", 1)[1].rstrip().rstrip(";"))
 
 
-def test_hash_status_valid_invalid_signed(benchmark):
-    results = benchmark.load("mean")
+def test_hash_status_valid_invalid_signed(finesse_run):
+    results = finesse_run.load("mean")
     assert hash_status(results).status == HASH_VALID
     edited = json.loads(json.dumps(results))
     edited["lengths"]["4"]["scores"][0] += 0.5
@@ -56,12 +61,12 @@ def test_hash_status_valid_invalid_signed(benchmark):
     assert unsigned_with_key.status == HASH_VALID and "not signed" in unsigned_with_key.detail[0]
 
 
-def test_site_table_data_matches_results(benchmark, tmp_path):
-    report = build_site(list(benchmark.results.values()), tmp_path / "site")
+def test_site_table_data_matches_results(finesse_run, tmp_path):
+    report = build_site(list(finesse_run.results.values()), tmp_path / "site")
     data = site_data(report.index)
     models = {m["name"]: m for m in data["models"]}
     assert set(models) == {"decay", "mean", "truncation", "native"}
-    mean = benchmark.load("mean")
+    mean = finesse_run.load("mean")
     entry = models["mean"]
     assert entry["overall"] == pytest.approx(mean["summary"]["mean_score"])
     assert entry["latency_full_ms"] == pytest.approx(mean["summary"]["median_latency_full_ms"])
@@ -81,8 +86,8 @@ def test_site_table_data_matches_results(benchmark, tmp_path):
     assert data["warnings"] == []
 
 
-def test_flagged_result_is_shown_but_not_ranked(benchmark, tampered, tmp_path):
-    report = build_site([*benchmark.results.values(), tampered], tmp_path / "site")
+def test_flagged_result_is_shown_but_not_ranked(finesse_run, tampered, tmp_path):
+    report = build_site([*finesse_run.results.values(), tampered], tmp_path / "site")
     data = site_data(report.index)
     edited = next(m for m in data["models"] if m["name"] == "decay-edited")
     assert edited["hash"]["status"] == HASH_INVALID
@@ -93,8 +98,8 @@ def test_flagged_result_is_shown_but_not_ranked(benchmark, tampered, tmp_path):
     assert any("do not verify" in w and "decay-edited" in w for w in data["warnings"])
 
 
-def test_signed_results_with_key(benchmark, tmp_path):
-    results = benchmark.load("mean")
+def test_signed_results_with_key(finesse_run, tmp_path):
+    results = finesse_run.load("mean")
     signed = seal({k: v for k, v in results.items() if k != "integrity"}, KEY)
     path = tmp_path / "signed.json"
     path.write_text(json.dumps(signed), encoding="utf-8")
@@ -102,23 +107,23 @@ def test_signed_results_with_key(benchmark, tmp_path):
     assert data["models"][0]["hash"]["status"] == HASH_SIGNED
 
 
-def test_incomparable_results_are_warned_about(benchmark, tmp_path):
-    results = benchmark.load("mean")
+def test_incomparable_results_are_warned_about(finesse_run, tmp_path):
+    results = finesse_run.load("mean")
     other = seal({**{k: v for k, v in results.items() if k != "integrity"}, "score_version": "sum"})
     path = tmp_path / "sum.json"
     path.write_text(json.dumps(other), encoding="utf-8")
-    data = site_data(build_site([benchmark.results["decay"], path], tmp_path / "site").index)
+    data = site_data(build_site([finesse_run.results["decay"], path], tmp_path / "site").index)
     assert any("not directly comparable" in w and "score_version" in w for w in data["warnings"])
 
 
-def test_anatomy_payload_matches_scoring(benchmark, tmp_path):
-    report = build_site([benchmark.results["decay"]], tmp_path / "site", raw_dirs=[benchmark.raw])
+def test_anatomy_payload_matches_scoring(finesse_run, tmp_path):
+    report = build_site([finesse_run.results["decay"]], tmp_path / "site", raw_dirs=[finesse_run.raw])
     data = site_data(report.index)
     entry = data["models"][0]
     assert entry["anatomy"] == "anatomy/m0.js"
     payload = anatomy_data(tmp_path / "site" / entry["anatomy"])
-    run = RawRun.open(benchmark.raw / "decay")
-    results = benchmark.load("decay")
+    run = RawRun.open(finesse_run.raw / "decay")
+    results = finesse_run.load("decay")
     for length in ("4", "7", "10"):
         arrays = run.arrays(int(length))
         item = payload["lengths"][length]
@@ -183,9 +188,9 @@ def test_matrix_encoding_round_trip():
     np.testing.assert_allclose(decode_matrix(encode_matrix(sim), 7), sim, atol=1 / 32767)
 
 
-def test_anatomy_samples_keep_best_and_worst(benchmark, tmp_path):
+def test_anatomy_samples_keep_best_and_worst(finesse_run, tmp_path):
     report = build_site(
-        [benchmark.results["mean"]], tmp_path / "site", raw_dirs=[benchmark.raw], anatomy_samples=1
+        [finesse_run.results["mean"]], tmp_path / "site", raw_dirs=[finesse_run.raw], anatomy_samples=1
     )
     payload = anatomy_data(report.anatomy_files[0])
     for item in payload["lengths"].values():
@@ -193,35 +198,35 @@ def test_anatomy_samples_keep_best_and_worst(benchmark, tmp_path):
         assert item["best"] in kept and item["worst"] in kept and len(kept) <= 2
 
 
-def test_raw_is_matched_by_file_hashes(benchmark):
-    runs = find_runs(benchmark.raw)
+def test_raw_is_matched_by_file_hashes(finesse_run):
+    runs = find_runs(finesse_run.raw)
     for name in ("decay", "mean", "native"):
-        assert match_raw(benchmark.load(name), runs).name == name
-    other = benchmark.load("mean")
+        assert match_raw(finesse_run.load(name), runs).name == name
+    other = finesse_run.load("mean")
     other["raw_files"] = {k: "0" * 64 for k in other["raw_files"]}
     assert match_raw(other, runs) is None
 
 
-def test_runner_layout_finds_raw_without_flag(benchmark, tmp_path):
-    report = build_site(list(benchmark.results.values()), tmp_path / "site")
+def test_runner_layout_finds_raw_without_flag(finesse_run, tmp_path):
+    report = build_site(list(finesse_run.results.values()), tmp_path / "site")
     assert len(report.anatomy_files) == 4  # OUT/results/<name>/results.json beside OUT/raw/
 
 
-def test_unmatched_raw_gives_warning(benchmark, tmp_path):
-    results = benchmark.load("mean")
+def test_unmatched_raw_gives_warning(finesse_run, tmp_path):
+    results = finesse_run.load("mean")
     results["raw_files"] = {k: "0" * 64 for k in results["raw_files"]}
     path = tmp_path / "r" / "results.json"
     path.parent.mkdir()
     path.write_text(
         json.dumps(seal({k: v for k, v in results.items() if k != "integrity"})), encoding="utf-8"
     )
-    report = build_site([path], tmp_path / "site", raw_dirs=[benchmark.raw])
+    report = build_site([path], tmp_path / "site", raw_dirs=[finesse_run.raw])
     assert report.anatomy_files == []
     assert any("no raw folder matches" in w for w in report.warnings)
 
 
-def test_page_is_self_contained_and_small(benchmark, tmp_path):
-    report = build_site(list(benchmark.results.values()), tmp_path / "site")
+def test_page_is_self_contained_and_small(finesse_run, tmp_path):
+    report = build_site(list(finesse_run.results.values()), tmp_path / "site")
     html = report.index.read_text(encoding="utf-8")
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html), "no external resources"
     assert "@@" not in html
@@ -230,8 +235,8 @@ def test_page_is_self_contained_and_small(benchmark, tmp_path):
     assert oct(report.index.stat().st_mode & 0o777) == "0o644"
 
 
-def test_hostile_names_cannot_break_out_of_the_page(benchmark, tmp_path):
-    results = benchmark.load("mean")
+def test_hostile_names_cannot_break_out_of_the_page(finesse_run, tmp_path):
+    results = finesse_run.load("mean")
     results["competitor"]["name"] = "</script><script>alert(1)</script>"
     path = tmp_path / "hostile.json"
     path.write_text(
@@ -243,14 +248,14 @@ def test_hostile_names_cannot_break_out_of_the_page(benchmark, tmp_path):
     assert site_data(report.index)["models"][0]["label"] == results["competitor"]["name"]
 
 
-def test_stale_anatomy_files_are_removed(benchmark, tmp_path):
-    build_site(list(benchmark.results.values()), tmp_path / "site")
+def test_stale_anatomy_files_are_removed(finesse_run, tmp_path):
+    build_site(list(finesse_run.results.values()), tmp_path / "site")
     assert len(list((tmp_path / "site" / "anatomy").glob("m*.js"))) == 4
-    build_site([benchmark.results["mean"]], tmp_path / "site")
+    build_site([finesse_run.results["mean"]], tmp_path / "site")
     assert sorted(p.name for p in (tmp_path / "site" / "anatomy").glob("m*.js")) == ["m0.js"]
 
 
-def test_bad_inputs_have_clear_errors(tmp_path, benchmark):
+def test_bad_inputs_have_clear_errors(tmp_path, finesse_run):
     with pytest.raises(LeaderboardError, match="at least one results.json"):
         build_site([], tmp_path / "site")
     not_results = tmp_path / "config.json"
@@ -264,12 +269,12 @@ def test_bad_inputs_have_clear_errors(tmp_path, benchmark):
     with pytest.raises(LeaderboardError, match="does not exist"):
         load_results(tmp_path / "missing.json")
     with pytest.raises(LeaderboardError, match="--raw"):
-        build_site([benchmark.results["mean"]], tmp_path / "site", raw_dirs=[tmp_path / "nowhere"])
+        build_site([finesse_run.results["mean"]], tmp_path / "site", raw_dirs=[tmp_path / "nowhere"])
     with pytest.raises(LeaderboardError, match="anatomy_samples"):
-        build_site([benchmark.results["mean"]], tmp_path / "site", anatomy_samples=-1)
+        build_site([finesse_run.results["mean"]], tmp_path / "site", anatomy_samples=-1)
 
 
-def test_srs_results_get_their_own_table(benchmark, fakes, tmp_path):
+def test_srs_results_get_their_own_table(finesse_run, fakes, tmp_path):
     from vbert.finesse import run_benchmark
 
     embedder = fakes.WordEmbedder()
@@ -292,7 +297,7 @@ def test_srs_results_get_their_own_table(benchmark, fakes, tmp_path):
     }
     srs = run_benchmark(config, tmp_path / "srs", embedder=embedder, tokenizer=embedder)
     srs_file = srs.result_files["mean"]
-    report = build_site([benchmark.results["mean"], srs_file], tmp_path / "site")
+    report = build_site([finesse_run.results["mean"], srs_file], tmp_path / "site")
     data = site_data(report.index)
     assert [m["label"] for m in data["models"]] == ["mean"]
     assert [m["label"] for m in data["srs"]] == ["mean"]  # its own table, so no "(2)" suffix

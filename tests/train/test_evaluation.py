@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vbert.finesse.scoring import bottom_up, sample_score, top_down
+from vbert.finesse.metrics.rss import bottom_up, sample_score, top_down
 from vbert.mergers import MeanPoolMerger, TruncationBaseline
 from vbert.train.data import PairDataset
 from vbert.train.evaluation import Validator, distillation_cosine, probe_samples, quick_finesse

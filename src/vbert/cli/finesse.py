@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from vbert.cli.errors import reported
 from vbert.cli.integrations import export_reference
 from vbert.cli.lab import leaderboard_command
+from vbert.finesse.metrics import FORMULAS, METRICS
+from vbert.finesse.metrics.rss import SCORE_VERSIONS
 
 app = typer.Typer(
     name="finesse",
     help=(
         "Finesse benchmark for sequence mergers: build probes once, generate raw embeddings, score, "
-        "checksum, verify, inspect and compare. See docs/benchmark.md."
+        f"checksum, verify, inspect and compare. Metrics: {', '.join(METRICS.names())} (`finesse metrics`). "
+        "See docs/benchmark.md."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -31,25 +33,12 @@ class Preset(StrEnum):
     reference = "reference"
 
 
-class Formula(StrEnum):
-    q1q3 = "q1q3"
-    q2q2 = "q2q2"
+Formula = StrEnum("Formula", {name: name for name in FORMULAS})
+ScoreVersion = StrEnum("ScoreVersion", {name: name for name in SCORE_VERSIONS})
 
 
-class ScoreVersion(StrEnum):
-    balanced = "balanced"
-    sum = "sum"
-
-
-@contextlib.contextmanager
-def _friendly_errors() -> Iterator[None]:
-    """Show library errors as one clear message and exit with status 2 instead of a traceback."""
-    try:
-        yield
-    except (ValueError, TypeError, KeyError, FileNotFoundError, FileExistsError, ImportError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        typer.echo(f"error: {message}", err=True)
-        raise typer.Exit(2) from None
+# Besides vbert's own errors (each with its exit code), these become one line and exit code 2.
+LIBRARY_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, FileExistsError, ImportError)
 
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="benchmark YAML (see `finesse init`)")]
@@ -67,14 +56,14 @@ def init(
     force: Annotated[bool, typer.Option(help="overwrite an existing file")] = False,
 ) -> None:
     """Write a commented benchmark config from a preset."""
+    from vbert.files import atomic_write_text
     from vbert.finesse.config import load_preset, preset_text
-    from vbert.finesse.storage import write_text
 
-    with _friendly_errors():
+    with reported(*LIBRARY_ERRORS):
         if output.exists() and not force:
             raise FileExistsError(f"{output} already exists; pass --force to overwrite it")
         load_preset(preset.value)  # the shipped text must itself be valid
-        write_text(output, preset_text(preset.value))
+        atomic_write_text(output, preset_text(preset.value))
     typer.echo(f"wrote {output} (preset {preset.value}); next: finesse build-probes --config {output}")
 
 
@@ -89,7 +78,7 @@ def build_probes(
     from vbert.finesse.config import load_config
     from vbert.finesse.probes import build_probes_from_config
 
-    with _friendly_errors():
+    with reported(*LIBRARY_ERRORS):
         cfg = load_config(config)
         probe_set, path = build_probes_from_config(cfg, output=output)
     typer.echo(
@@ -110,7 +99,7 @@ def generate(
     from vbert.finesse.config import load_config
     from vbert.finesse.generate import generate as run_generate
 
-    with _friendly_errors():
+    with reported(*LIBRARY_ERRORS):
         folders = run_generate(load_config(config), output, only=competitor or None)
     for folder in folders:
         typer.echo(f"raw outputs: {folder}")
@@ -135,10 +124,10 @@ def score(
     ] = None,
 ) -> None:
     """Score raw outputs into results.json (+ a Markdown table on stdout)."""
-    from vbert.finesse.score import markdown_table, score_raw
-    from vbert.finesse.storage import read_json
+    from vbert.files import read_json
+    from vbert.finesse.scoring import markdown_table, score_raw
 
-    with _friendly_errors():
+    with reported(*LIBRARY_ERRORS):
         paths = score_raw(
             raw,
             output,
@@ -157,10 +146,10 @@ def checksum(
     key_file: Annotated[Path | None, typer.Option("--key-file", help="also check the HMAC signature")] = None,
 ) -> None:
     """Check the content hash (and with --key-file the signature) of a results.json."""
+    from vbert.files import read_json
     from vbert.finesse.integrity import check
-    from vbert.finesse.storage import read_json
 
-    with _friendly_errors():
+    with reported(*LIBRARY_ERRORS):
         problems = check(read_json(results, "results file"), _read_key(key_file))
     if problems:
         for problem in problems:
@@ -175,10 +164,10 @@ def verify(
     results: Annotated[Path, typer.Option("--results", help="its results.json")],
 ) -> None:
     """Recompute every score from the raw embeddings and compare with results.json."""
+    from vbert.files import read_json
     from vbert.finesse.integrity import verify as run_verify
-    from vbert.finesse.storage import read_json
 
-    with _friendly_errors():
+    with reported(*LIBRARY_ERRORS):
         problems = run_verify(raw, read_json(results, "results file"))
     if problems:
         for problem in problems:
@@ -197,10 +186,10 @@ def inspect(
     output_dir: PlotDirOption = Path("inspect_plots"),
 ) -> None:
     """Draw Top-Down and Bottom-Up heat-maps (memory/noise tiers, quartile gaps) of one sample."""
-    from vbert.finesse.inspect import inspect_sample
+    from vbert.finesse.heatmaps import inspect_sample
     from vbert.finesse.raw import RawRun
 
-    with _friendly_errors():
+    with reported(*LIBRARY_ERRORS):
         info = inspect_sample(RawRun.open(raw), length, output_dir, sample=sample, best=best, worst=worst)
     typer.echo(
         f"sample {info['sample']}: TD {info['td']:+.4f}  BU {info['bu']:+.4f}  score {info['score']:+.2f}"
@@ -218,14 +207,24 @@ def compare(
     ] = False,
 ) -> None:
     """Side-by-side table per length of several results.json."""
+    from vbert.files import atomic_write_text
     from vbert.finesse.compare import compare_files
-    from vbert.finesse.storage import write_text
 
-    with _friendly_errors():
+    with reported(*LIBRARY_ERRORS):
         table = compare_files(results, allow_mismatch=allow_mismatch)
         if output is not None:
-            write_text(output, table)
+            atomic_write_text(output, table)
     typer.echo(table)
+
+
+@app.command()
+def metrics() -> None:
+    """List the Finesse metrics a config's `metric:` can name (a package.module:Class spec works too)."""
+    from vbert.finesse.metrics import get_metric
+
+    for name in METRICS.names():
+        metric = get_metric(name)
+        typer.echo(f"{name}: {metric.title}\n    {metric.description}\n    main score: {metric.main_score}")
 
 
 @app.command()
@@ -239,7 +238,7 @@ def run(
     from vbert.finesse.config import load_config
     from vbert.finesse.runner import run_benchmark
 
-    with _friendly_errors():
+    with reported(*LIBRARY_ERRORS):
         result = run_benchmark(
             load_config(config), output, only=competitor or None, sign_key=_read_key(sign_key)
         )
@@ -247,9 +246,8 @@ def run(
     typer.echo(json.dumps({name: str(path) for name, path in result.result_files.items()}, indent=2))
 
 
-if __name__ == "__main__":
-    app()
-
-
 app.command("leaderboard")(leaderboard_command)
 app.command("export-reference")(export_reference)
+
+if __name__ == "__main__":
+    app()

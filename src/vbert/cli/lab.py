@@ -11,12 +11,9 @@ from typing import Annotated
 
 import typer
 
-DEFAULT_LAB_MERGERS = ["mean", "mean-weighted", "truncation", "native"]
-
-
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
+from vbert.cli.errors import fail, reported
+from vbert.lab.analysis import default_mergers
+from vbert.mergers import MERGERS
 
 
 def _size(n_bytes: int) -> str:
@@ -46,15 +43,13 @@ def leaderboard_command(
 ) -> None:
     """Write a static leaderboard site (opens from disk, no network) for the given results."""
     from vbert.finesse.integrity import read_key
-    from vbert.finesse.leaderboard import LeaderboardError, build_site
+    from vbert.finesse.leaderboard import build_site
 
-    try:
+    with reported(FileNotFoundError, ValueError):
         key = read_key(key_file) if key_file is not None else None
         report = build_site(
             results, out, raw_dirs=raw or [], key=key, anatomy_samples=anatomy_samples, title=title
         )
-    except (LeaderboardError, FileNotFoundError, ValueError) as err:
-        _fail(str(err))
     for warning in report.warnings:
         typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
     anatomy = (
@@ -81,7 +76,8 @@ def lab_command(
         list[str] | None,
         typer.Option(
             "--merger",
-            help="Merger offered (repeatable): mean, mean-weighted, truncation, native, default, a folder, py:...",
+            help=f"Merger offered (repeatable): {', '.join([*MERGERS.names(), 'native'])}, a folder, "
+            "package.module:factory or py:... (default: the baselines and native)",
         ),
     ] = None,
     chunk_tokens: Annotated[
@@ -89,17 +85,21 @@ def lab_command(
     ] = 64,
 ) -> None:
     """Serve the Anatomy Laboratory live: paste a text, see its Top-Down / Bottom-Up matrices."""
-    from vbert.lab import Lab, is_loopback, make_server, spec_factories
+    from vbert.lab import NATIVE, Lab, is_loopback, make_server, spec_factories
 
-    embedders, mergers = spec_factories(embedder or ["default"], merger or DEFAULT_LAB_MERGERS)
-    native = "native" in (merger or DEFAULT_LAB_MERGERS)
+    offered = merger or default_mergers()
+    embedders, mergers = spec_factories(embedder or ["default"], offered)
     try:
-        lab = Lab(embedders=embedders, mergers=mergers, native=native, default_chunk_tokens=chunk_tokens)
-        server = make_server(lab, host, port)
+        with reported(ValueError):
+            lab = Lab(
+                embedders=embedders,
+                mergers=mergers,
+                native=NATIVE in offered,
+                default_chunk_tokens=chunk_tokens,
+            )
+            server = make_server(lab, host, port)
     except OSError as err:
-        _fail(f"cannot listen on {host}:{port} ({err.strerror or err}); choose another --port or --host")
-    except ValueError as err:
-        _fail(str(err))
+        fail(f"cannot listen on {host}:{port} ({err.strerror or err}); choose another --port or --host")
     if not is_loopback(host):
         typer.secho(
             f"warning: binding to {host} lets other machines use this lab; use --host 127.0.0.1 to keep it local",

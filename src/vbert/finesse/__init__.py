@@ -7,16 +7,17 @@ Python API::
                         mergers={"merger": my_merger})
     print(run.summary)
 
-Scoring primitives: :func:`top_down`, :func:`bottom_up`, :func:`sample_score`
-(:mod:`vbert.finesse.scoring`). See ``docs/benchmark.md`` for exact definitions.
+Metrics are classes listed in :data:`METRICS` (:mod:`vbert.finesse.metrics`); the RSS
+primitives :func:`top_down`, :func:`bottom_up`, :func:`sample_score` live in
+:mod:`vbert.finesse.metrics.rss`. See ``docs/benchmark.md`` for exact definitions.
 """
 
 from __future__ import annotations
 
+from vbert.errors import ConfigError
 from vbert.finesse.compare import compare, compare_files
 from vbert.finesse.config import (
     BenchmarkConfig,
-    ConfigError,
     load_config,
     load_preset,
     parse_config,
@@ -24,6 +25,8 @@ from vbert.finesse.config import (
 )
 from vbert.finesse.generate import generate
 from vbert.finesse.integrity import check, content_hash, seal, verify
+from vbert.finesse.metrics import METRICS, FinesseMetric, get_metric
+from vbert.finesse.metrics.rss import bottom_up, sample_score, top_down
 from vbert.finesse.probes import (
     NotEnoughDocumentsError,
     ProbeSet,
@@ -32,18 +35,20 @@ from vbert.finesse.probes import (
     load_probes,
     save_probes,
 )
-from vbert.finesse.raw import RawOutputError, RawRun
+from vbert.finesse.raw import RawIntegrityError, RawOutputError, RawRun
 from vbert.finesse.runner import BenchmarkRun, run_benchmark
-from vbert.finesse.score import score_raw, score_run, write_results
-from vbert.finesse.scoring import bottom_up, sample_score, top_down
+from vbert.finesse.scoring import score_raw, score_run, write_results
 from vbert.finesse.storage import UnsafeFileError
 
 __all__ = [
     "BenchmarkConfig",
     "BenchmarkRun",
     "ConfigError",
+    "FinesseMetric",
+    "METRICS",
     "NotEnoughDocumentsError",
     "ProbeSet",
+    "RawIntegrityError",
     "RawOutputError",
     "RawRun",
     "UnsafeFileError",
@@ -55,6 +60,7 @@ __all__ = [
     "compare_files",
     "content_hash",
     "generate",
+    "get_metric",
     "load_config",
     "load_preset",
     "load_probes",

@@ -11,19 +11,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vbert.finesse.storage import read_json
+from vbert.errors import DataError
+from vbert.files import read_json
+from vbert.finesse.metrics import get_metric
 
 COMPARABLE_FIELDS = ("metric", "formula", "score_version")
 
 
-class IncomparableResultsError(ValueError):
+class IncomparableResultsError(DataError):
     """The results were made with different metrics, formulas, score versions or probe sets."""
 
 
-def _labels(results: Sequence[dict[str, Any]]) -> list[str]:
+def unique_labels(names: Sequence[str]) -> list[str]:
+    """``names`` with repeats told apart: ``x``, ``x (2)``, ``x (3)``, …"""
     labels: list[str] = []
-    for item in results:
-        base = str(item["competitor"]["name"])
+    for base in names:
         label, n = base, 2
         while label in labels:
             label, n = f"{base} ({n})", n + 1
@@ -47,7 +49,7 @@ def mismatches(results: Sequence[dict[str, Any]]) -> list[str]:
 def compare(results: Sequence[dict[str, Any]], allow_mismatch: bool = False) -> str:
     """A Markdown table of mean score per length (columns = competitors), overall and latency rows."""
     if not results:
-        raise ValueError("give at least one results.json to compare")
+        raise DataError("give at least one results.json to compare")
     problems = mismatches(results)
     if problems and not allow_mismatch:
         raise IncomparableResultsError(
@@ -55,7 +57,7 @@ def compare(results: Sequence[dict[str, Any]], allow_mismatch: bool = False) -> 
             + "; ".join(problems)
             + " (pass --allow-mismatch to compare anyway)"
         )
-    labels = _labels(results)
+    labels = unique_labels([str(r["competitor"]["name"]) for r in results])
     lengths = sorted(
         {int(length) for r in results for length in (*r["lengths"], *r["lengths_not_evaluated"])}
     )
@@ -92,17 +94,8 @@ def compare(results: Sequence[dict[str, Any]], allow_mismatch: bool = False) -> 
         for r in results
     ]
     lines.append("| **overall** | " + " | ".join(overall) + " |")
-    if metric == "rss":
-        for key, title in (
-            ("median_latency_full_ms", "median full ms"),
-            ("median_latency_merge_ms", "median merge ms"),
-        ):
-            values = [r["summary"].get(key) for r in results]
-            lines.append(
-                f"| {title} | " + " | ".join("–" if v is None else f"{v:.2f}" for v in values) + " |"
-            )
-    else:
-        lines.append("| PBI | " + " | ".join(f"{r['summary']['pbi']:.3f}" for r in results) + " |")
+    for title, cells in get_metric(metric).comparison_rows([r["summary"] for r in results]):
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
     partial = [label for label, r in zip(labels, results, strict=True) if r["lengths_not_evaluated"]]
     if partial:
         lines += ["", f"Overall means of {', '.join(partial)} cover only the lengths they could evaluate."]

@@ -1,11 +1,11 @@
 """Competitors: the models and baselines a benchmark run compares, resolved from the config.
 
-A competitor is either in ``merger`` mode (base embedder + a merger: a trained merger, the
-mean-pool, token-weighted mean-pool or truncation baselines) or in ``native`` mode (an
-embedder run on the joined text). Objects can be injected through the Python API
-(dependency injection), so users benchmark their own models without editing the package;
-in YAML, ``py:module:factory`` or ``py:path/to/file.py:factory`` names a callable that
-returns the object.
+A competitor is either in ``merger`` mode (base embedder + a merger: kind ``merger`` with
+any spec :func:`vbert.load_merger` takes, or a baseline of :data:`vbert.mergers.MERGERS` named
+as its kind) or in ``native`` mode (an embedder run on the joined text). Objects can be
+injected through the Python API (dependency injection), so users benchmark their own models
+without editing the package; in YAML, ``package.module:factory`` (mergers),
+``py:module:factory`` or ``py:path/to/file.py:factory`` names a callable that returns the object.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from vbert.embedders.base import Embedder
-from vbert.finesse.config import PY_SPEC_PREFIX, BenchmarkConfig, CompetitorConfig
-from vbert.mergers import MeanPoolMerger, Merger, TruncationBaseline
+from vbert.errors import ConfigError
+from vbert.finesse.config import MERGER_KIND, NATIVE_KIND, PY_SPEC_PREFIX, BenchmarkConfig, CompetitorConfig
+from vbert.mergers import MERGERS, Merger
 
 
 def resolve_py_spec(spec: str) -> Any:
@@ -32,7 +33,7 @@ def resolve_py_spec(spec: str) -> Any:
     target = spec[len(PY_SPEC_PREFIX) :]
     module_part, sep, attr = target.rpartition(":")
     if not sep or not module_part or not attr:
-        raise ValueError(f"{spec!r} must look like py:package.module:factory or py:path/to/file.py:factory")
+        raise ConfigError(f"{spec!r} must look like py:package.module:factory or py:path/to/file.py:factory")
     if module_part.endswith(".py"):
         file = Path(module_part).expanduser()
         if not file.is_file():
@@ -66,7 +67,8 @@ def load_embedder_spec(spec: str) -> Embedder:
 
 
 def load_merger_spec(spec: str) -> Merger:
-    """A merger from a config spec: a saved merger folder, ``default`` or ``py:...``."""
+    """A merger from a config spec: a name of :data:`~vbert.mergers.MERGERS` (``default``, ``mean``,
+    …), a saved merger folder, a hub id, ``package.module:factory`` or ``py:...``."""
     if spec.startswith(PY_SPEC_PREFIX):
         merger = resolve_py_spec(spec)
     else:
@@ -107,19 +109,19 @@ class Competitor:
 
     @property
     def mode(self) -> str:
-        return "native" if self.config.kind == "native" else "merger"
+        return NATIVE_KIND if self.config.kind == NATIVE_KIND else MERGER_KIND
 
     def describe(self, base_embedder: Embedder | None) -> dict[str, Any]:
         """Names and fingerprints recorded in manifests and results."""
-        embedder = self.embedder if self.mode == "native" else base_embedder
+        embedder = self.embedder if self.mode == NATIVE_KIND else base_embedder
         info: dict[str, Any] = {"name": self.name, "kind": self.config.kind, "mode": self.mode}
         if self.merger is not None:
             info["merger"] = {"name": str(self.merger.name), "fingerprint": str(self.merger.fingerprint)}
-            if self.config.kind == "merger":
+            if self.config.kind == MERGER_KIND:
                 info["merger"]["spec"] = self.config.merger_spec
         if embedder is not None:
             info["embedder"] = describe_embedder(embedder)
-        if self.mode == "native":
+        if self.mode == NATIVE_KIND:
             info["on_overflow"] = self.config.overflow
             info["embedder"]["spec"] = self.config.embedder_spec
         return info
@@ -147,12 +149,12 @@ def build_competitors(
     known = {c.name for c in config.competitors}
     unknown = sorted((set(mergers) | set(native_embedders) | set(only or [])) - known)
     if unknown:
-        raise KeyError(f"no competitor named {', '.join(unknown)} in the config; it has {sorted(known)}")
+        raise ConfigError(f"no competitor named {', '.join(unknown)} in the config; it has {sorted(known)}")
     resolved: list[Competitor] = []
     for spec in config.competitors:
         if only and spec.name not in only:
             continue
-        if spec.kind == "native":
+        if spec.kind == NATIVE_KIND:
             injected = native_embedders.get(spec.name)
             embedder = (
                 check_embedder(injected, spec.name)
@@ -163,13 +165,9 @@ def build_competitors(
             continue
         if spec.name in mergers:
             merger = check_merger(mergers[spec.name], spec.name)
-        elif spec.kind == "merger":
+        elif spec.kind == MERGER_KIND:
             merger = load_merger_spec(spec.merger_spec)
-        elif spec.kind == "mean":
-            merger = MeanPoolMerger(weighted=False)
-        elif spec.kind == "mean-weighted":
-            merger = MeanPoolMerger(weighted=True)
-        else:
-            merger = TruncationBaseline()
+        else:  # a baseline, named by its kind
+            merger = check_merger(MERGERS.get(spec.kind).factory(), spec.name)
         resolved.append(Competitor(spec, merger=merger))
     return resolved

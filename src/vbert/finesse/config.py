@@ -27,15 +27,21 @@ from pydantic import (
     model_validator,
 )
 
+from vbert.errors import ConfigError
+from vbert.finesse.metrics import METRICS, get_metric
+from vbert.mergers import baseline_names
+
 PRESETS: tuple[str, ...] = ("quick", "leaderboard", "reference")
-COMPETITOR_KINDS: tuple[str, ...] = ("merger", "mean", "mean-weighted", "truncation", "native")
+MERGER_KIND, NATIVE_KIND = "merger", "native"
 PY_SPEC_PREFIX = "py:"
 # Packaged `datasets` builders that read local files and need no revision.
 HF_PACKAGED_BUILDERS = frozenset({"parquet", "json", "csv", "text", "arrow"})
 
 
-class ConfigError(ValueError):
-    """The benchmark config is invalid; the message names each offending key and the fix."""
+def competitor_kinds() -> list[str]:
+    """``merger`` (a trained merger or any merger spec), every baseline of
+    :data:`vbert.mergers.MERGERS`, and ``native`` (an embedder on the joined text)."""
+    return [MERGER_KIND, *baseline_names(), NATIVE_KIND]
 
 
 class _Strict(BaseModel):
@@ -188,9 +194,11 @@ class CompetitorConfig(_Strict):
     """One model or baseline under test."""
 
     name: str = Field(description="label in results and folder name of its raw outputs")
-    kind: Literal["merger", "mean", "mean-weighted", "truncation", "native"]
+    kind: str = Field(description="merger, native, or a baseline merger name (mean, truncation, ...)")
     merger: str | None = Field(
-        None, description="kind merger: saved merger folder, 'default' or py:module:attr"
+        None,
+        description="kind merger: a merger name, saved merger folder, hub id, package.module:factory "
+        "or py:module:attr",
     )
     embedder: str | None = Field(None, description="kind native: embedder name, folder or py:module:attr")
     on_overflow: Literal["skip", "truncate"] | None = Field(
@@ -206,6 +214,14 @@ class CompetitorConfig(_Strict):
             )
         return value
 
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        kinds = competitor_kinds()
+        if value not in kinds:
+            raise ValueError(f"unknown competitor kind {value!r}; use one of {', '.join(kinds)}")
+        return value
+
     @field_validator("merger", "embedder")
     @classmethod
     def _model_exists(cls, value: str | None, info: ValidationInfo) -> str | None:
@@ -213,9 +229,9 @@ class CompetitorConfig(_Strict):
 
     @model_validator(mode="after")
     def _fields_match_kind(self) -> CompetitorConfig:
-        if self.merger is not None and self.kind != "merger":
+        if self.merger is not None and self.kind != MERGER_KIND:
             raise ValueError(f"competitor {self.name!r}: `merger` is only allowed with kind: merger")
-        if (self.embedder is not None or self.on_overflow is not None) and self.kind != "native":
+        if (self.embedder is not None or self.on_overflow is not None) and self.kind != NATIVE_KIND:
             raise ValueError(
                 f"competitor {self.name!r}: `embedder`/`on_overflow` are only allowed with kind: native"
             )
@@ -252,13 +268,21 @@ class BenchmarkConfig(_Strict):
     """The whole benchmark: probes, competitors, scoring and runtime settings."""
 
     name: str = "finesse"
-    metric: Literal["rss", "srs"] = "rss"
+    metric: str = Field("rss", description="a Finesse metric name (vbert.finesse.metrics.METRICS) or spec")
     seed: int = 42
     embedder: str = Field("default", description="base embedder for merger-mode competitors")
     probes: ProbesConfig = ProbesConfig()
     scoring: ScoringConfig = ScoringConfig()
     competitors: list[CompetitorConfig] = Field(min_length=1)
     runtime: RuntimeConfig = RuntimeConfig()
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        if value not in METRICS:
+            raise ValueError(f"unknown metric {value!r}; use one of {', '.join(METRICS.names())}")
+        get_metric(value)  # a module:Class spec must import and name a FinesseMetric
+        return value
 
     @field_validator("embedder")
     @classmethod

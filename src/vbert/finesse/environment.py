@@ -15,15 +15,20 @@ T = TypeVar("T")
 PACKAGES = ("vbert", "numpy", "torch", "transformers", "tokenizers", "safetensors", "datasets", "pyarrow")
 
 
+def package_version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def vbert_version() -> str:
+    return package_version("vbert")
+
+
 def package_versions() -> dict[str, str]:
     """Installed versions of the packages that can change the numbers."""
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
+    return {name: package_version(name) for name in PACKAGES}
 
 
 def cpu_model() -> str:

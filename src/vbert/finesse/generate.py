@@ -30,14 +30,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from vbert.embedders.base import Embedder
-from vbert.finesse import srs
-from vbert.finesse.batching import prefix_merges, single_merges, truncate_to_window
+from vbert.errors import DataError
+from vbert.files import atomic_write_json, read_json, sha256_canonical, sha256_file
 from vbert.finesse.competitors import Competitor, build_competitors, describe_embedder, load_embedder_spec
-from vbert.finesse.config import BenchmarkConfig, config_to_dict
+from vbert.finesse.config import MERGER_KIND, NATIVE_KIND, BenchmarkConfig, config_to_dict
 from vbert.finesse.environment import machine_info, package_versions, timed
+from vbert.finesse.metrics import GenerationSettings, get_metric
 from vbert.finesse.probes import ProbeSet, check_compatible, expected_params, load_probes
 from vbert.finesse.raw import CHUNK_STORE, MANIFEST, RAW_FORMAT, RawOutputError, length_file
-from vbert.finesse.storage import load_npz, read_json, save_npz, sha256_canonical, sha256_file, write_json
+from vbert.finesse.storage import load_npz, save_npz
 from vbert.mergers import Merger
 
 LATENCY_PROTOCOL = {
@@ -107,7 +108,7 @@ class _Folder:
         self.flush()
 
     def flush(self) -> None:
-        write_json(self.path, self.manifest)
+        atomic_write_json(self.path, self.manifest)
 
 
 def _bar(total: int, desc: str, enabled: bool, leave: bool = True) -> tqdm:
@@ -141,7 +142,7 @@ class ChunkStore:
         too_long = [c for c in self.probe_set.chunks if counts[c.text] > window]
         if too_long:
             worst = max(counts[c.text] for c in too_long)
-            raise ValueError(
+            raise DataError(
                 f"{len(too_long)} probe chunks exceed the base embedder's content window ({window} tokens of "
                 f"{self.embedder.name}; longest {worst}); rebuild the probes with a smaller token_per_sample "
                 "or with this embedder as probes.tokenizer"
@@ -190,58 +191,6 @@ class ChunkStore:
         return load_npz(self.store.folder / length_file(length))
 
 
-def _rss_merger(
-    merger: Merger, stored: dict[str, np.ndarray], chunk_space: str, warmup: int, bar: tqdm
-) -> dict[str, np.ndarray]:
-    embeddings, n_tokens = stored["embeddings"], stored["n_tokens"]
-    for _ in range(warmup):
-        merger.merge(embeddings[0], n_tokens[0])
-        prefix_merges(merger, embeddings[0], n_tokens[0])
-    chunks, synths, merge_ms = [], [], []
-    for vectors, weights in zip(embeddings, n_tokens, strict=True):
-        _, ms = timed(lambda v=vectors, w=weights: merger.merge(v, w))
-        merge_ms.append(ms)
-        synths.append(prefix_merges(merger, vectors, weights))
-        chunks.append(vectors if chunk_space == "base" else single_merges(merger, vectors, weights))
-        bar.update(1)
-    merge = np.asarray(merge_ms, dtype=np.float64)
-    return {
-        "chunks": np.stack(chunks).astype(np.float32),
-        "synths": np.stack(synths).astype(np.float32),
-        "latency_full_ms": stored["embed_ms"] + merge,
-        "latency_merge_ms": merge,
-    }
-
-
-def _native_overflow(embedder: Embedder, texts: list[list[str]]) -> tuple[int, int]:
-    counts = [embedder.count_tokens(" ".join(sample)) for sample in texts]
-    return sum(c > embedder.content_window for c in counts), max(counts)
-
-
-def _rss_native(
-    embedder: Embedder, texts: list[list[str]], truncate: bool, batch: int, warmup: int, bar: tqdm
-) -> dict[str, np.ndarray]:
-    for _ in range(warmup):
-        embedder.encode([" ".join(texts[0])], batch_size=1)
-    chunks, synths, latency = [], [], []
-    for sample in texts:
-        prefixes = [" ".join(sample[: i + 1]) for i in range(len(sample))]
-        if truncate:
-            prefixes, _ = truncate_to_window(embedder, prefixes)
-        chunks.append(np.asarray(embedder.encode(sample, batch_size=batch), dtype=np.float32))
-        synths.append(np.asarray(embedder.encode(prefixes, batch_size=batch), dtype=np.float32))
-        _, ms = timed(lambda text=prefixes[-1]: embedder.encode([text], batch_size=1))
-        latency.append(ms)
-        bar.update(1)
-    ms_array = np.asarray(latency, dtype=np.float64)
-    return {
-        "chunks": np.stack(chunks),
-        "synths": np.stack(synths),
-        "latency_full_ms": ms_array,
-        "latency_merge_ms": ms_array.copy(),
-    }
-
-
 def _run_competitor(
     competitor: Competitor,
     base_embedder: Embedder | None,
@@ -251,7 +200,8 @@ def _run_competitor(
     output: Path,
 ) -> Path:
     description = competitor.describe(base_embedder)
-    chunk_space = config.scoring.chunk_space if competitor.mode == "merger" else "native"
+    metric = get_metric(config.metric)
+    chunk_space = config.scoring.chunk_space if competitor.mode == MERGER_KIND else NATIVE_KIND
     header = {
         "metric": config.metric,
         "competitor": description,
@@ -266,42 +216,34 @@ def _run_competitor(
             "competitor": description,
             "chunk_space": chunk_space,
             "probes": probe_set.content_hash,
-            "group_amount": config.probes.group_amount if config.metric == "srs" else None,
+            **metric.run_key_fields(config.probes.group_amount),
         }
     )
     folder = _Folder(output / competitor.name, run_key, header)
     runtime = config.runtime
-    lengths = probe_set.lengths
-    outer = tqdm(lengths, desc=competitor.name, unit="length", disable=not runtime.progress)
+    settings = GenerationSettings(
+        chunk_space=chunk_space,
+        group_amount=config.probes.group_amount,
+        batch_size=runtime.batch_size,
+        merge_batch_size=runtime.merge_batch_size,
+        warmup=runtime.warmup,
+    )
+    outer = tqdm(probe_set.lengths, desc=competitor.name, unit="length", disable=not runtime.progress)
     for length in outer:
         if folder.done(length):
             continue
         samples = probe_set.samples(length)
-        stored = store.ensure(length) if store is not None and competitor.mode == "merger" else None
         bar = _bar(len(samples), f"{competitor.name} L={length}", runtime.progress, leave=False)
-        if competitor.mode == "merger":
-            assert stored is not None and competitor.merger is not None
-            if config.metric == "rss":
-                arrays = _rss_merger(competitor.merger, stored, chunk_space, runtime.warmup, bar)
-            else:
-                arrays = srs.merger_length(
-                    competitor.merger,
-                    stored["embeddings"],
-                    stored["n_tokens"],
-                    length,
-                    config.probes.group_amount,
-                    runtime.merge_batch_size,
-                    on_sample=bar.update,
-                )
+        if competitor.mode == MERGER_KIND:
+            assert store is not None and competitor.merger is not None
+            stored = store.ensure(length)
+            arrays = metric.generate_merger(competitor.merger, stored, length, settings, bar.update)
         else:
             embedder = competitor.embedder
             assert embedder is not None
             texts = _texts(samples)
             truncate = competitor.config.overflow == "truncate"
-            if config.metric == "rss":
-                over, longest = _native_overflow(embedder, texts)
-            else:
-                over, longest = srs.native_overflow(embedder, texts, length, config.probes.group_amount)
+            over, longest = metric.native_overflow(embedder, texts, length, settings.group_amount)
             if over and not truncate:
                 bar.close()
                 folder.skip(
@@ -310,18 +252,7 @@ def _run_competitor(
                     f"{embedder.name} (longest {longest} tokens)",
                 )
                 continue
-            if config.metric == "rss":
-                arrays = _rss_native(embedder, texts, truncate, runtime.batch_size, runtime.warmup, bar)
-            else:
-                arrays = srs.native_length(
-                    embedder,
-                    texts,
-                    length,
-                    config.probes.group_amount,
-                    runtime.batch_size,
-                    truncate,
-                    on_sample=bar.update,
-                )
+            arrays = metric.generate_native(embedder, texts, length, settings, truncate, bar.update)
             if truncate and over:
                 folder.manifest.setdefault("truncated", {})[str(length)] = over
         bar.close()
@@ -353,12 +284,12 @@ def generate(
     competitors = build_competitors(config, mergers, native_embedders, only)
     store = None
     base = None
-    if any(c.mode == "merger" for c in competitors):
+    if any(c.mode == MERGER_KIND for c in competitors):
         base = embedder if embedder is not None else load_embedder_spec(config.embedder)
         store = ChunkStore(out, base, probe_set, config)
         store.check_window()
     for competitor in competitors:
-        if competitor.mode == "native" and competitor.embedder is not None:
+        if competitor.mode == NATIVE_KIND and competitor.embedder is not None:
             _check_native_chunks(competitor.embedder, probe_set)
     return [_run_competitor(c, base, store, probe_set, config, out) for c in competitors]
 
@@ -366,7 +297,7 @@ def generate(
 def _check_native_chunks(embedder: Embedder, probe_set: ProbeSet) -> None:
     per_chunk = max(embedder.count_tokens(c.text) for c in probe_set.chunks)
     if per_chunk > embedder.content_window:
-        raise ValueError(
+        raise DataError(
             f"single probe chunks have up to {per_chunk} tokens for {embedder.name}, beyond its "
             f"{embedder.content_window}-token window, so not even one chunk can be embedded whole; "
             f"rebuild the probes with token_per_sample below {embedder.content_window}"

@@ -1,7 +1,7 @@
 """Content hash and optional HMAC-SHA256 signature of a ``results.json``.
 
 Both are computed over the canonical JSON form of the whole results object except its
-``integrity`` block (:func:`vbert.finesse.storage.canonical_json`: sorted keys, no
+``integrity`` block (:func:`vbert.files.canonical_json`: sorted keys, no
 whitespace, floats as ``%.17g``). The unkeyed hash detects accidental damage and edits by
 people who do not bother to recompute it; the HMAC, made with a secret key at
 ``finesse score --sign-key KEYFILE`` and checked with ``finesse checksum --key-file KEYFILE``,
@@ -16,7 +16,8 @@ import hmac
 from pathlib import Path
 from typing import Any
 
-from vbert.finesse.storage import canonical_json
+from vbert.errors import ConfigError
+from vbert.files import canonical_json
 
 HASH_PREFIX = "sha256:"
 SIGNATURE_ALGORITHM = "hmac-sha256"
@@ -48,7 +49,9 @@ def read_key(path: str | Path) -> bytes:
         )
     key = file.read_bytes().strip()
     if len(key) < MIN_KEY_BYTES:
-        raise ValueError(f"key file {file} holds {len(key)} bytes; use at least {MIN_KEY_BYTES} random bytes")
+        raise ConfigError(
+            f"key file {file} holds {len(key)} bytes; use at least {MIN_KEY_BYTES} random bytes"
+        )
     return key
 
 
@@ -115,7 +118,7 @@ def _differences(stored: Any, fresh: Any, path: str, out: list[str]) -> None:
 def verify(raw: str | Path, results: dict[str, Any]) -> list[str]:
     """Recompute every score from the raw folder and list where ``results`` disagree (empty = verified)."""
     from vbert.finesse.raw import RawRun
-    from vbert.finesse.score import score_run
+    from vbert.finesse.scoring import score_run
 
     run = RawRun.open(raw)
     fresh = score_run(run, formula=results.get("formula"), score_version=results.get("score_version"))

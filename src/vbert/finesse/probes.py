@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,10 @@ from tqdm.auto import tqdm
 
 from vbert.data.article import Article
 from vbert.embedders.base import Embedder
-from vbert.finesse.storage import atomic_write, sha256_canonical, write_text
+from vbert.errors import DataError, IntegrityError
+from vbert.files import atomic_write, atomic_write_text, sha256_canonical
+from vbert.finesse.metrics import get_metric
+from vbert.finesse.sources import iter_source
 
 PROBES_FORMAT = "vbert-finesse-probes/1"
 PARQUET_METADATA_KEY = b"vbert.finesse.probes"
@@ -49,11 +52,11 @@ COMPATIBILITY_KEYS = (
 )
 
 
-class NotEnoughDocumentsError(ValueError):
+class NotEnoughDocumentsError(DataError):
     """The source cannot fill the probe set; the message says how many documents are needed and found."""
 
 
-class ProbeSetError(ValueError):
+class ProbeSetError(IntegrityError):
     """A probe file is damaged, edited, or does not match the benchmark config."""
 
 
@@ -101,12 +104,8 @@ class ProbeSet:
 
 
 def chunks_per_sample(length: int, metric: str, group_amount: int) -> int:
-    """Number of chunk texts one sample of ``length`` needs."""
-    if metric == "rss":
-        return length
-    if metric == "srs":
-        return (length - 1) + group_amount * (length - 2)
-    raise ValueError(f"unknown metric {metric!r}; use rss or srs")
+    """Number of chunk texts one sample of ``length`` needs (the metric decides)."""
+    return get_metric(metric).chunks_per_sample(length, group_amount)
 
 
 def documents_needed(
@@ -342,56 +341,6 @@ def _pick_sample(
     return picked
 
 
-def iter_source(source: Any) -> Iterator[Article]:
-    """Articles of a configured source (:mod:`vbert.finesse.config` ``probes.source``)."""
-    if source.kind == "files":
-        from vbert.data.corpora.files import iter_files
-
-        yield from iter_files(source.path, lang=source.lang)
-    elif source.kind == "huggingface":
-        yield from iter_huggingface(source)
-    elif source.kind == "corpus":
-        from vbert.data.corpora import load_corpus
-        from vbert.data.splits import filter_split
-
-        articles = load_corpus(source.name, **source.options)
-        yield from (
-            articles if source.split is None else filter_split(articles, source.split, seed=source.split_seed)
-        )
-    else:
-        raise ValueError(f"unknown source kind {source.kind!r}")
-
-
-def iter_huggingface(source: Any) -> Iterator[Article]:
-    """Rows of a Hugging Face ``datasets`` source as Articles (ids stable: path, revision, split, row)."""
-    import datasets
-
-    kwargs: dict[str, Any] = {"split": source.split, "streaming": source.streaming}
-    if source.name:
-        kwargs["name"] = source.name
-    if source.revision:
-        kwargs["revision"] = source.revision
-    if source.data_files:
-        kwargs["data_files"] = list(source.data_files)
-    elif source.data_dir:
-        kwargs["data_dir"] = source.data_dir
-    dataset = datasets.load_dataset(source.path, **kwargs)
-    columns = list(dataset.column_names or [])
-    if columns and source.text_column not in columns:
-        raise ValueError(
-            f"dataset {source.path!r} has no column {source.text_column!r}; its columns are {columns}. "
-            "Set probes.source.text_column"
-        )
-    key = f"{source.path}@{source.revision or 'local'}:{source.name or ''}:{source.split}"
-    for index, row in enumerate(dataset):
-        text = row.get(source.text_column)
-        if not isinstance(text, str) or not text.strip():
-            continue
-        doc_id = str(row[source.id_column]) if source.id_column else f"hf:{key}:{index}"
-        lang = str(row[source.lang_column]) if source.lang_column else source.lang
-        yield Article(id=doc_id, lang=lang, title="", text=text, source=source.path, license="unknown")
-
-
 def save_probes(probe_set: ProbeSet, path: str | Path) -> Path:
     """Write a probe set atomically as ``.parquet`` or ``.jsonl`` (chosen by the suffix)."""
     target = Path(path)
@@ -400,7 +349,7 @@ def save_probes(probe_set: ProbeSet, path: str | Path) -> Path:
     if target.suffix == ".jsonl":
         lines = [json.dumps({JSONL_HEADER_KEY: header}, ensure_ascii=False, sort_keys=True)]
         lines += [json.dumps(row, ensure_ascii=False, sort_keys=True) for row in rows]
-        write_text(target, "\n".join(lines) + "\n")
+        atomic_write_text(target, "\n".join(lines) + "\n")
     elif target.suffix == ".parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq

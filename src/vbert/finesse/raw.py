@@ -7,8 +7,9 @@ Layout written by ``finesse generate --output DIR``::
     DIR/<competitor>/length_004.npz                  rss: chunks, synths (S, L, d), latencies (S,)
                                                       srs: probe, pos_cos, neg_cos, arrangements
 
-Every length file is listed in the manifest with its SHA-256 and is read only after the
-hash matches and the archive is checked to hold no pickle payload.
+Every length file is listed in the manifest with its SHA-256 and is read only after its
+path is checked to stay inside the competitor folder, the hash matches and the archive is
+checked to hold no pickle payload.
 """
 
 from __future__ import annotations
@@ -19,15 +20,21 @@ from typing import Any
 
 import numpy as np
 
-from vbert.finesse.storage import load_npz, read_json, sha256_file
+from vbert.errors import DataError, IntegrityError
+from vbert.files import read_json, sha256_file
+from vbert.finesse.storage import load_npz
 
 RAW_FORMAT = "vbert-finesse-raw/1"
 MANIFEST = "manifest.json"
 CHUNK_STORE = "_chunks"
 
 
-class RawOutputError(ValueError):
+class RawOutputError(DataError):
     """A raw folder is missing, incomplete, damaged, or belongs to another run."""
+
+
+class RawIntegrityError(IntegrityError, RawOutputError):
+    """A raw file does not match its manifest's hash, or the manifest points outside its folder."""
 
 
 def length_file(length: int) -> str:
@@ -50,10 +57,9 @@ class RawRun:
                 f"{path} has no {MANIFEST}; point --raw at a competitor folder written by `finesse generate`"
             )
         manifest = read_json(manifest_file, "raw manifest")
-        if manifest.get("format") != RAW_FORMAT:
-            raise RawOutputError(
-                f"{manifest_file} has format {manifest.get('format')!r}, expected {RAW_FORMAT!r}"
-            )
+        if not isinstance(manifest, dict) or manifest.get("format") != RAW_FORMAT:
+            found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+            raise RawOutputError(f"{manifest_file} has format {found!r}, expected {RAW_FORMAT!r}")
         return cls(path, manifest)
 
     @property
@@ -84,15 +90,29 @@ class RawRun:
         entry = self.manifest["lengths"].get(str(length))
         if entry is None:
             raise RawOutputError(f"{self.folder} has no length {length}; it has {self.lengths}")
-        file = self.folder / entry["file"]
+        file = self.length_path(entry, length)
         if not file.is_file():
             raise RawOutputError(f"{file} is missing; re-run `finesse generate` to rebuild it")
         digest = sha256_file(file)
-        if digest != entry["sha256"]:
-            raise RawOutputError(
+        if not isinstance(entry.get("sha256"), str) or digest != entry["sha256"]:
+            raise RawIntegrityError(
                 f"{file} does not match the SHA-256 in its manifest (damaged or edited); re-run `finesse generate`"
             )
         return load_npz(file)
+
+    def length_path(self, entry: Any, length: int) -> Path:
+        """The file a manifest entry names, which must lie directly inside this run's folder."""
+        name = entry.get("file") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not name:
+            raise RawOutputError(f"{self.folder / MANIFEST} has no file name for length {length}")
+        folder = self.folder.resolve()
+        file = (folder / name).resolve()
+        if file.parent != folder:
+            raise RawIntegrityError(
+                f"{self.folder / MANIFEST} points length {length} at {name!r}, outside the run folder "
+                f"{self.folder}; a raw manifest may only name files inside its own folder"
+            )
+        return file
 
 
 def find_runs(folder: str | Path) -> list[RawRun]:

@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from vbert.embedders.base import Embedder
+from vbert.files import atomic_write_text, read_json
 from vbert.finesse.compare import compare
 from vbert.finesse.competitors import load_embedder_spec
-from vbert.finesse.config import BenchmarkConfig, load_config, parse_config
+from vbert.finesse.config import NATIVE_KIND, BenchmarkConfig, load_config, parse_config
 from vbert.finesse.generate import generate
 from vbert.finesse.probes import ProbeSet, build_probes_from_config, load_probes
 from vbert.finesse.raw import RawRun
-from vbert.finesse.score import score_run, write_results
-from vbert.finesse.storage import read_json, write_text
+from vbert.finesse.scoring import score_run, write_results
 from vbert.mergers import Merger
 
 
@@ -67,7 +67,7 @@ def run_benchmark(
     cfg = _as_config(config)
     out = Path(output)
     probes_missing = probe_set is None and not Path(cfg.probes.file).is_file()
-    needs_base = any(c.kind != "native" and (not only or c.name in only) for c in cfg.competitors)
+    needs_base = any(c.kind != NATIVE_KIND and (not only or c.name in only) for c in cfg.competitors)
     if (
         embedder is None
         and tokenizer is None
@@ -101,5 +101,5 @@ def run_benchmark(
         files[run.name] = path
         results[run.name] = read_json(path, "results file")
     summary = compare(list(results.values()))
-    write_text(out / "results" / "summary.md", summary)
+    atomic_write_text(out / "results" / "summary.md", summary)
     return BenchmarkRun(results, files, raw_dir, summary, probe_set)

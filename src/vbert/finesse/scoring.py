@@ -1,152 +1,129 @@
-"""Robust Separation Score (RSS): Top-Down, Bottom-Up and the per-sample FINESSE score.
+"""``finesse score``: turn raw outputs into ``results.json`` (+ a Markdown table), for any metric.
 
-For one sample of L ≥ 3 chunks with chunk vectors c_0..c_{L-1} and cumulative syntheses
-s_0..s_{L-1} (s_i merges c_0..c_i), let T[i, j] = cos(s_i, c_j).
+The metric of a raw folder (:mod:`vbert.finesse.metrics`) scores each length and sums the
+lengths up; this module adds what every results file shares: the config, probes, competitor,
+file hashes, environments, the lengths that could not be evaluated, and the integrity seal.
 
-* **Top-Down** asks every synthesis whether it remembers the chunks it was built from.
-  For rows i = 1..L-2 (first and last synthesis skipped), memory X_i = {T[i, j] : j ≤ i},
-  noise Y_i = {T[i, j] : j > i}; the row gap is Q0.25(X_i) − Q0.75(Y_i) (``q1q3``) or
-  median(X_i) − median(Y_i) (``q2q2``). TD is the mean of the row gaps.
-* **Bottom-Up** asks every chunk whether it recognises the syntheses that contain it.
-  For anchors a = 1..L-1 (only the first is skipped), memory = {T[k, a] : k ≥ a}, noise =
-  {T[k, a] : k < a}; same gap rule; BU is the mean over anchors.
-* **Score** per sample, two named versions: ``balanced`` (the published FINESSE formula)
-  = ((TD + BU)/2 − |TD − BU|) × 500 and ``sum`` (the reference's later formula)
-  = (TD + BU) × 500.
-
-Quantiles interpolate linearly (numpy's default); cosines are computed in float64. There
-is no normalisation: gaps are raw cosine differences in [−2, 2].
+The overall score is the mean of every per-sample score of every evaluated length (equal
+to the mean of the per-length means, as every length has the same number of samples).
+Lengths a native model could not evaluate are listed under ``lengths_not_evaluated`` and
+never averaged in as if scored.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any
 
-import numpy as np
+from vbert.errors import ConfigError, DataError
+from vbert.files import atomic_write_json, atomic_write_text
+from vbert.finesse.environment import vbert_version
+from vbert.finesse.integrity import seal
+from vbert.finesse.metrics import FORMULAS, LengthScore, get_metric
+from vbert.finesse.raw import MANIFEST, RawRun, find_runs
 
-Formula = Literal["q1q3", "q2q2"]
-ScoreVersion = Literal["balanced", "sum"]
-FORMULAS: tuple[str, ...] = ("q1q3", "q2q2")
-SCORE_VERSIONS: tuple[str, ...] = ("balanced", "sum")
-SCORE_SCALE = 500.0
-
-METADATA: dict[str, Any] = {
-    "name": "rss",
-    "title": "Robust Separation Score (Top-Down / Bottom-Up)",
-    "description": (
-        "Does a cumulative synthesis stay closer to the chunks it was built from than to the chunks "
-        "that follow (Top-Down), and does each chunk stay closer to the syntheses containing it than "
-        "to those before it (Bottom-Up)?"
-    ),
-    "main_score": "mean per-sample score over all evaluated lengths",
-    "formulas": FORMULAS,
-    "score_versions": SCORE_VERSIONS,
-    "score_scale": SCORE_SCALE,
-}
+RESULTS_FORMAT = "vbert-finesse-results/1"
+RESULTS_FILE = "results.json"
+MARKDOWN_FILE = "results.md"
 
 
-def to_numpy(x: Any, name: str = "array") -> np.ndarray:
-    """Return ``x`` (numpy array, torch tensor or nested list) as a float64 numpy array."""
-    if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor; avoids importing torch here
-        x = x.detach().cpu().float().numpy()
-    arr = np.asarray(x)
-    if not np.issubdtype(arr.dtype, np.floating) and not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"{name} must hold numbers, got dtype {arr.dtype}")
-    arr = arr.astype(np.float64)
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or inf values; check the embedder and merger outputs")
-    return arr
-
-
-def unit_rows(x: np.ndarray, name: str) -> np.ndarray:
-    """L2-normalise the rows of a float64 matrix, refusing zero vectors (their cosine is undefined)."""
-    norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    if (norms == 0).any():
-        raise ValueError(f"{name} contains an all-zero vector: its cosine similarity is undefined")
-    return x / norms
-
-
-def similarity_matrix(chunks: Any, synths: Any) -> np.ndarray:
-    """T[i, j] = cos(s_i, c_j) in float64 for chunks and syntheses of shape (L, d)."""
-    c = to_numpy(chunks, "chunks")
-    s = to_numpy(synths, "synths")
-    if c.ndim != 2 or s.ndim != 2:
-        raise ValueError(f"chunks and synths must be 2-D (L, dim) arrays, got shapes {c.shape} and {s.shape}")
-    if c.shape != s.shape:
-        raise ValueError(
-            f"chunks {c.shape} and synths {s.shape} must have the same shape: one synthesis per prefix"
-        )
-    if c.shape[0] < 3:
-        raise ValueError(f"a sample needs at least 3 chunks for Top-Down and Bottom-Up, got {c.shape[0]}")
-    return unit_rows(s, "synths") @ unit_rows(c, "chunks").T
-
-
-def quartile_gap(memory: np.ndarray, noise: np.ndarray, formula: str) -> float:
-    """Q0.25(memory) − Q0.75(noise) for ``q1q3``; median − median for ``q2q2``."""
-    if formula == "q1q3":
-        return float(np.quantile(memory, 0.25) - np.quantile(noise, 0.75))
-    if formula == "q2q2":
-        return float(np.median(memory) - np.median(noise))
-    raise ValueError(f"unknown formula {formula!r}; use one of {FORMULAS}")
-
-
-@dataclass(frozen=True)
-class Gaps:
-    """Per-row Top-Down gaps (rows 1..L-2) and per-anchor Bottom-Up gaps (anchors 1..L-1)."""
-
-    td_rows: tuple[int, ...]
-    td_gaps: tuple[float, ...]
-    bu_anchors: tuple[int, ...]
-    bu_gaps: tuple[float, ...]
-
-    @property
-    def td(self) -> float:
-        return float(np.mean(self.td_gaps)) if self.td_gaps else 0.0
-
-    @property
-    def bu(self) -> float:
-        return float(np.mean(self.bu_gaps)) if self.bu_gaps else 0.0
-
-
-def gaps_from_matrix(sim: np.ndarray, formula: str = "q1q3") -> Gaps:
-    """All Top-Down and Bottom-Up gaps of a similarity matrix T[i, j] = cos(s_i, c_j)."""
-    n = sim.shape[0]
-    td_rows = tuple(range(1, n - 1))
-    td_gaps = tuple(quartile_gap(sim[i, : i + 1], sim[i, i + 1 :], formula) for i in td_rows)
-    bu_anchors = tuple(range(1, n))
-    bu_gaps = tuple(quartile_gap(sim[a:, a], sim[:a, a], formula) for a in bu_anchors)
-    return Gaps(td_rows, td_gaps, bu_anchors, bu_gaps)
-
-
-def sample_gaps(chunks: Any, synths: Any, formula: str = "q1q3") -> Gaps:
-    """Top-Down and Bottom-Up gaps of one sample (chunks and synths of shape (L, d))."""
+def score_run(run: RawRun, formula: str | None = None, score_version: str | None = None) -> dict[str, Any]:
+    """The unsealed results object of one competitor's raw folder."""
+    run.require_complete()
+    manifest = run.manifest
+    metric = get_metric(run.metric)
+    scoring = manifest["config"]["scoring"]
+    formula = formula or scoring["formula"]
+    version = score_version or scoring["score_version"]
     if formula not in FORMULAS:
-        raise ValueError(f"unknown formula {formula!r}; use one of {FORMULAS}")
-    return gaps_from_matrix(similarity_matrix(chunks, synths), formula)
+        raise ConfigError(f"unknown formula {formula!r}; use one of {FORMULAS}")
+    if metric.uses_score_version and version not in metric.score_versions:
+        raise ConfigError(f"unknown score version {version!r}; use one of {metric.score_versions}")
+    scored: dict[int, LengthScore] = {
+        length: metric.score_length(run.arrays(length), formula, version) for length in run.lengths
+    }
+    if not scored:
+        raise DataError(
+            f"{run.folder}: no length could be evaluated ({run.not_evaluated}); nothing to score. "
+            "Use on_overflow: truncate or shorter lengths for this native model"
+        )
+    lengths = {str(length): score.entry for length, score in scored.items()}
+    summary = {"samples": sum(entry["samples"] for entry in lengths.values()), **metric.summary(scored)}
+    environments = manifest.get("environments", [])
+    return {
+        "format": RESULTS_FORMAT,
+        "benchmark": "finesse",
+        "metric": run.metric,
+        "formula": formula,
+        "score_version": version if metric.uses_score_version else None,
+        "score_scale": metric.score_scale,
+        "chunk_space": manifest["chunk_space"],
+        "competitor": manifest["competitor"],
+        "config": manifest["config"],
+        "probes": manifest["probes"],
+        "raw_files": {k: v["sha256"] for k, v in sorted(manifest["lengths"].items())},
+        "lengths": lengths,
+        "lengths_evaluated": run.lengths,
+        "lengths_not_evaluated": {str(k): v for k, v in sorted(run.not_evaluated.items())},
+        "lengths_truncated": manifest.get("truncated", {}),
+        "summary": summary,
+        "environment": environments[0] if environments else None,
+        "environments": environments,
+        "latency_protocol": manifest.get("latency_protocol"),
+        "scored_with": {"vbert": vbert_version()},
+    }
 
 
-def top_down(chunks: Any, synths: Any, formula: str = "q1q3") -> float:
-    """Top-Down score: mean over rows i = 1..L-2 of the memory/noise gap of synthesis s_i.
+def markdown_table(results: dict[str, Any]) -> str:
+    """A per-length Markdown table of one results object, with the metric's columns."""
+    columns = get_metric(results["metric"]).columns()
+    summary = results["summary"]
+    lines = [
+        f"### Finesse {results['metric'].upper()} — {results['competitor']['name']}",
+        "",
+        f"formula `{results['formula']}`, score version `{results['score_version']}`, "
+        f"chunk space `{results['chunk_space']}`, probes `{results['probes']['content_hash'][:19]}`",
+        "",
+        "| L | samples | " + " | ".join(c.header for c in columns) + " |",
+        "|---|---|" + "---|" * len(columns),
+    ]
+    for length, entry in results["lengths"].items():
+        lines.append(
+            f"| {length} | {entry['samples']} | " + " | ".join(c.cell(entry) for c in columns) + " |"
+        )
+    for length, reason in results["lengths_not_evaluated"].items():
+        blanks = " |" * (len(columns) - 1)
+        lines.append(f"| {length} | – | not evaluated |{blanks}  <!-- {reason} -->")
+    totals = " | ".join(c.total(summary) for c in columns)
+    lines.append(f"| **all** | {summary['samples']} | {totals} |")
+    return "\n".join(lines) + "\n"
 
-    Args:
-        chunks: (L, d) chunk vectors c_j (numpy array or torch tensor), L ≥ 3.
-        synths: (L, d) cumulative syntheses s_i = merge(c_0..c_i).
-        formula: ``"q1q3"`` (Q0.25(memory) − Q0.75(noise)) or ``"q2q2"`` (median − median).
-    """
-    return sample_gaps(chunks, synths, formula).td
+
+def write_results(results: dict[str, Any], output: str | Path, key: bytes | None = None) -> Path:
+    """Seal (hash, optionally sign) and write ``results.json`` and ``results.md`` into ``output``."""
+    folder = Path(output)
+    sealed = seal(results, key)
+    path = folder / RESULTS_FILE
+    atomic_write_json(path, sealed)
+    atomic_write_text(folder / MARKDOWN_FILE, markdown_table(sealed))
+    return path
 
 
-def bottom_up(chunks: Any, synths: Any, formula: str = "q1q3") -> float:
-    """Bottom-Up score: mean over anchors a = 1..L-1 of the gap between {cos(c_a, s_k): k ≥ a}
-    (memory) and {cos(c_a, s_k): k < a} (noise). Arguments as :func:`top_down`."""
-    return sample_gaps(chunks, synths, formula).bu
+def score_raw(
+    raw: str | Path,
+    output: str | Path,
+    key: bytes | None = None,
+    formula: str | None = None,
+    score_version: str | None = None,
+) -> list[Path]:
+    """Score one competitor folder (→ ``output/results.json``) or every competitor in a generate
+    output (→ ``output/<name>/results.json`` plus ``output/summary.md``)."""
+    runs = find_runs(raw)
+    out = Path(output)
+    if len(runs) == 1 and (Path(raw) / MANIFEST).is_file():
+        return [write_results(score_run(runs[0], formula, score_version), out, key)]
+    paths = [write_results(score_run(run, formula, score_version), out / run.name, key) for run in runs]
+    from vbert.finesse.compare import compare_files
 
-
-def sample_score(td: float, bu: float, version: str = "balanced") -> float:
-    """Per-sample score: ``balanced`` = ((TD+BU)/2 − |TD−BU|) × 500, ``sum`` = (TD+BU) × 500."""
-    if version == "balanced":
-        return ((td + bu) / 2.0 - abs(td - bu)) * SCORE_SCALE
-    if version == "sum":
-        return (td + bu) * SCORE_SCALE
-    raise ValueError(f"unknown score version {version!r}; use one of {SCORE_VERSIONS}")
+    atomic_write_text(out / "summary.md", compare_files(paths))
+    return paths

@@ -8,7 +8,7 @@ the baseline values are computed once.
 * **Quick Finesse**: the pool is the first chunk vector of every held-out probe article;
   for each length L, ``probe_samples`` samples draw L vectors of distinct articles (a fixed
   draw per (seed, L)); the cumulative syntheses ``s_i = merge(c_0..c_i)`` are scored with
-  :mod:`vbert.finesse.scoring` (Top-Down, Bottom-Up, per-sample score, in base chunk space).
+  :mod:`vbert.finesse.metrics.rss` (Top-Down, Bottom-Up, per-sample score, in base chunk space).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vbert.finesse.scoring import sample_gaps, sample_score
+from vbert.finesse.metrics.rss import sample_gaps, sample_score
 from vbert.mergers import MeanPoolMerger, Merger
 
 from .data import PairDataset, TrainingDataset, open_dataset, pad_batch

@@ -25,21 +25,19 @@ import numpy as np
 
 from vbert.embedders.base import Embedder
 from vbert.finesse.batching import merge_gathered, prefix_merges, truncate_to_window, unit
-from vbert.finesse.scoring import quartile_gap
+from vbert.finesse.metrics.base import (
+    METRICS,
+    Column,
+    FinesseMetric,
+    GenerationSettings,
+    LengthScore,
+    quartile_gap,
+    rounded,
+    rounded_list,
+)
 from vbert.mergers import Merger
 
 SRS_SCALE = 1000.0
-
-METADATA: dict[str, Any] = {
-    "name": "srs",
-    "title": "Sequence Recognition Sensitivity and Position Bias Index",
-    "description": (
-        "Is a merge of p chunks closer to sequences holding those chunks in forward order than in "
-        "reversed order, wherever they are inserted among other chunks?"
-    ),
-    "main_score": "mean (p, position) score over all evaluated lengths",
-    "score_scale": SRS_SCALE,
-}
 
 
 def arrangements(length: int) -> np.ndarray:
@@ -182,3 +180,94 @@ def position_bias_index(position_scores_by_length: dict[int, list[dict[str, list
             if pooled:
                 stds.append(float(np.std(pooled)))
     return float(np.mean(stds)) if stds else 0.0
+
+
+@METRICS.register("srs")
+class SRS(FinesseMetric):
+    """Order sensitivity: forward vs reversed insertions of a merged prefix, and its position bias."""
+
+    name = "srs"
+    title = "Sequence Recognition Sensitivity and Position Bias Index"
+    description = (
+        "Is a merge of p chunks closer to sequences holding those chunks in forward order than in "
+        "reversed order, wherever they are inserted among other chunks?"
+    )
+    main_score = "mean (p, position) score over all evaluated lengths"
+    score_scale = SRS_SCALE
+
+    def chunks_per_sample(self, length: int, group_amount: int) -> int:
+        return (length - 1) + group_amount * (length - 2)
+
+    def run_key_fields(self, group_amount: int) -> dict[str, Any]:
+        return {"group_amount": group_amount}
+
+    def generate_merger(
+        self,
+        merger: Merger,
+        stored: dict[str, np.ndarray],
+        length: int,
+        settings: GenerationSettings,
+        on_sample: Callable[[], Any],
+    ) -> dict[str, np.ndarray]:
+        return merger_length(
+            merger,
+            stored["embeddings"],
+            stored["n_tokens"],
+            length,
+            settings.group_amount,
+            settings.merge_batch_size,
+            on_sample=on_sample,
+        )
+
+    def native_overflow(
+        self, embedder: Embedder, texts: Sequence[Sequence[str]], length: int, group_amount: int
+    ) -> tuple[int, int]:
+        return native_overflow(embedder, texts, length, group_amount)
+
+    def generate_native(
+        self,
+        embedder: Embedder,
+        texts: Sequence[Sequence[str]],
+        length: int,
+        settings: GenerationSettings,
+        truncate: bool,
+        on_sample: Callable[[], Any],
+    ) -> dict[str, np.ndarray]:
+        return native_length(
+            embedder, texts, length, settings.group_amount, settings.batch_size, truncate, on_sample=on_sample
+        )
+
+    def score_length(self, arrays: dict[str, np.ndarray], formula: str, score_version: str) -> LengthScore:
+        """Per-sample (p, position) SRS scores of one length and their means."""
+        positions = score_length(arrays, formula)["position_scores"]
+        flat_per_sample = [[v for values in s.values() for v in values] for s in positions]
+        every = [v for values in flat_per_sample for v in values]
+        entry = {
+            "samples": len(flat_per_sample),
+            "position_scores": [{p: rounded_list(v) for p, v in s.items()} for s in positions],
+            "scores": rounded_list(np.mean(values) for values in flat_per_sample),
+            "mean_score": rounded(np.mean(every)),
+        }
+        return LengthScore(entry, {"every": every, "positions": positions})
+
+    def summary(self, scored: dict[int, LengthScore]) -> dict[str, Any]:
+        every = [value for length in scored.values() for value in length.pooled["every"]]
+        positions = {length: score.pooled["positions"] for length, score in scored.items()}
+        return {"mean_score": rounded(np.mean(every)), "pbi": rounded(position_bias_index(positions))}
+
+    def columns(self) -> list[Column]:
+        return [
+            Column(
+                "SRS",
+                lambda e: f"{e['mean_score']:.3f}",
+                lambda s: f"**{s['mean_score']:.3f}** (PBI {s['pbi']:.3f})",
+            )
+        ]
+
+    def comparison_rows(self, summaries: Sequence[dict[str, Any]]) -> list[tuple[str, list[str]]]:
+        return [("PBI", [f"{s['pbi']:.3f}" for s in summaries])]
+
+    def leaderboard_fields(
+        self, results: dict[str, Any], number: Callable[[Any, str], float | None], where: str
+    ) -> dict[str, Any]:
+        return {"pbi": number(results["summary"].get("pbi"), f"{where} summary.pbi")}

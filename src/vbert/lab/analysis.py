@@ -1,55 +1,38 @@
-"""``vbert lab``: a local web page that computes Anatomy Laboratory matrices live.
+"""The lab's analysis: one pasted sample → its Top-Down and Bottom-Up matrices, live.
 
 Paste a text (cut into chunks with the embedder's tokenizer) or several chunks, choose an
-embedder and a merger, and see the Top-Down and Bottom-Up similarity matrices of that one
-sample, with the memory/noise split of each row, its quartiles and gap, exactly as the
-Finesse benchmark scores them (:mod:`vbert.finesse.scoring`).
-
-The server is Python's standard ``http.server`` and binds to 127.0.0.1 by default. JSON API:
-
-* ``GET /api/options``: the embedders, mergers, formulas and limits the page offers;
-* ``POST /api/analyze`` (``Content-Type: application/json``): ``{"text": ...}`` or
-  ``{"chunks": [...]}`` plus ``embedder``, ``merger``, ``chunk_tokens``, ``formula``,
-  ``score_version``, ``chunk_space``; answers the matrix and per-row quartiles, or
-  ``{"error": message, "field": name}`` with status 400/413/415/422.
-
-Requests whose ``Host`` is not a loopback name are refused while the server is bound to
-loopback (DNS-rebinding protection), and analyses run one at a time.
+embedder and a merger, and see the similarity matrices of that one sample, with the
+memory/noise split of each row, its quartiles and gap, exactly as the Finesse benchmark
+scores them (:mod:`vbert.finesse.metrics.rss`). Analyses run one at a time.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import json
-import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
 
 import numpy as np
 
 from vbert.embedders.base import Embedder
-from vbert.mergers import Merger
+from vbert.errors import ConfigError, DataError
+from vbert.finesse.metrics import FORMULAS
+from vbert.finesse.metrics.rss import SCORE_VERSIONS
+from vbert.mergers import Merger, baseline_names
 
 NATIVE = "native"
-DEFAULT_EMBEDDERS = ("default", "minilm")
-DEFAULT_MERGERS = ("mean", "mean-weighted", "truncation", NATIVE)
-FORMULAS = ("q1q3", "q2q2")
-SCORE_VERSIONS = ("balanced", "sum")
 CHUNK_SPACES = ("base", "merger")
-LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
-CSP = (
-    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-    "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'"
-)
 
 
-class LabInputError(ValueError):
+def default_mergers() -> list[str]:
+    """What the lab offers unless told otherwise: every baseline merger, then ``native``."""
+    return [*baseline_names(), NATIVE]
+
+
+class LabInputError(DataError):
     """Bad input to the lab: ``message`` says what and how to fix it; ``field`` names the input."""
 
     def __init__(self, message: str, field: str | None = None, status: int = HTTPStatus.BAD_REQUEST) -> None:
@@ -87,9 +70,9 @@ class Lab:
 
     def __post_init__(self) -> None:
         if not self.embedders:
-            raise ValueError("the lab needs at least one embedder")
+            raise ConfigError("the lab needs at least one embedder")
         if not self.mergers and not self.native:
-            raise ValueError("the lab needs at least one merger (or native=True)")
+            raise ConfigError("the lab needs at least one merger (or native=True)")
 
     def merger_names(self) -> list[str]:
         return [*self.mergers, *([NATIVE] if self.native and NATIVE not in self.mergers else [])]
@@ -267,8 +250,7 @@ class Lab:
         chunk_space: str,
     ) -> dict[str, Any]:
         from vbert.finesse.batching import prefix_merges, single_merges
-        from vbert.finesse.leaderboard import sample_anatomy
-        from vbert.finesse.scoring import similarity_matrix
+        from vbert.finesse.metrics.rss import sample_anatomy, similarity_matrix
 
         token_counts = np.array([embedder.count_tokens(c) for c in chunks], dtype=np.int64)
         native = merger_name == NATIVE and NATIVE not in self.mergers
@@ -330,131 +312,10 @@ def spec_factories(
     embedder_specs: Sequence[str], merger_specs: Sequence[str]
 ) -> tuple[dict[str, Callable[[], Embedder]], dict[str, Callable[[], Merger]]]:
     """Loader factories for embedder and merger specs as the benchmark config accepts them
-    (``default``, ``minilm``, a folder, ``py:module:factory``; mergers also ``mean``,
-    ``mean-weighted``, ``truncation``); ``native`` is left to the lab itself."""
+    (``default``, ``minilm``, a folder, ``py:module:factory``; mergers also every name of
+    :data:`vbert.mergers.MERGERS` and ``package.module:factory``); ``native`` is left to the lab."""
     from vbert.finesse.competitors import load_embedder_spec, load_merger_spec
 
     embedders = {spec: (lambda s=spec: load_embedder_spec(s)) for spec in embedder_specs}
     mergers = {spec: (lambda s=spec: load_merger_spec(s)) for spec in merger_specs if spec != NATIVE}
     return embedders, mergers
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (a name or address) stays on this machine."""
-    if host.strip("[]").lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-class LabServer(ThreadingHTTPServer):
-    """The lab's HTTP server; ``lab`` does the work, ``page`` is the rendered HTML."""
-
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], lab: Lab, quiet: bool = False) -> None:
-        from vbert.finesse.leaderboard import SITE_ASSETS, render_page
-
-        self.lab = lab
-        self.quiet = quiet
-        self.loopback_only = is_loopback(address[0])
-        self.page = render_page("lab.html", "vbert lab", lab.options(), (*SITE_ASSETS, "lab.js")).encode(
-            "utf-8"
-        )
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(address, _Handler)
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        shown = f"[{host}]" if ":" in str(host) else str(host)
-        return f"http://{shown}:{port}/"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: LabServer
-    server_version = "vbert-lab"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        if not self.server.quiet:
-            super().log_message(format, *args)
-
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Content-Security-Policy", CSP)
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header("Referrer-Policy", "no-referrer")
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _json(self, status: int, payload: Any) -> None:
-        self._send(
-            status, json.dumps(payload, allow_nan=False).encode("utf-8"), "application/json; charset=utf-8"
-        )
-
-    def _error(self, status: int, message: str, field_name: str | None = None) -> None:
-        self._json(status, {"error": message, "field": field_name})
-
-    def _host_allowed(self) -> bool:
-        if not self.server.loopback_only:
-            return True
-        host = self.headers.get("Host", "")
-        name = urlsplit(f"//{host}").hostname or ""
-        return is_loopback(name)
-
-    def do_GET(self) -> None:
-        if not self._host_allowed():
-            return self._error(HTTPStatus.FORBIDDEN, "requests must address the lab by a loopback name")
-        path = urlsplit(self.path).path
-        if path in ("/", "/index.html"):
-            return self._send(HTTPStatus.OK, self.server.page, "text/html; charset=utf-8")
-        if path == "/api/options":
-            return self._json(HTTPStatus.OK, self.server.lab.options())
-        return self._error(
-            HTTPStatus.NOT_FOUND, f"no page at {path}; open / or call /api/options, /api/analyze"
-        )
-
-    def do_POST(self) -> None:
-        if not self._host_allowed():
-            return self._error(HTTPStatus.FORBIDDEN, "requests must address the lab by a loopback name")
-        if urlsplit(self.path).path != "/api/analyze":
-            return self._error(HTTPStatus.NOT_FOUND, "POST to /api/analyze")
-        content_type = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if content_type != "application/json":
-            return self._error(
-                HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send the request as Content-Type: application/json"
-            )
-        try:
-            length = int(self.headers.get("Content-Length", ""))
-        except ValueError:
-            return self._error(HTTPStatus.LENGTH_REQUIRED, "the request needs a Content-Length header")
-        limit = self.server.lab.limits.max_body_bytes
-        if length > limit:
-            self.close_connection = True
-            return self._error(
-                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                f"The request has {length:,} bytes; the lab takes at most {limit:,}. Paste a shorter text.",
-                "text",
-            )
-        try:
-            request = json.loads(self.rfile.read(length).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            return self._error(HTTPStatus.BAD_REQUEST, f"the request body is not valid JSON ({err})")
-        try:
-            result = self.server.lab.analyze(request)
-        except LabInputError as err:
-            return self._error(err.status, str(err), err.field)
-        except ValueError as err:  # an embedder or merger refusing its input: say why
-            return self._error(HTTPStatus.UNPROCESSABLE_ENTITY, f"the analysis failed: {err}")
-        return self._json(HTTPStatus.OK, result)
-
-
-def make_server(lab: Lab, host: str = "127.0.0.1", port: int = 8765, quiet: bool = False) -> LabServer:
-    """A lab server bound to ``host:port`` (port 0 = any free port); call ``serve_forever()``."""
-    return LabServer((host, port), lab, quiet=quiet)

@@ -13,8 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from vbert.errors import ConfigError
+from vbert.finesse.metrics import get_metric
+from vbert.finesse.metrics.rss import Gaps, gaps_from_matrix, sample_score, similarity_matrix
 from vbert.finesse.raw import RawRun
-from vbert.finesse.scoring import Gaps, gaps_from_matrix, sample_score, similarity_matrix
 
 
 def select_sample(
@@ -22,10 +24,10 @@ def select_sample(
 ) -> tuple[int, dict[str, np.ndarray]]:
     """Which sample to draw: an index, or the best/worst by score (default: sample 0)."""
     if sum([sample is not None, best, worst]) > 1:
-        raise ValueError("choose one of --sample K, --best or --worst")
-    if run.metric != "rss":
-        raise ValueError(
-            f"inspect draws Top-Down/Bottom-Up matrices of rss runs; {run.folder} is {run.metric}"
+        raise ConfigError("choose one of --sample K, --best or --worst")
+    if not get_metric(run.metric).has_matrices:
+        raise ConfigError(
+            f"inspect draws Top-Down/Bottom-Up matrices, which {run.metric} runs do not record ({run.folder})"
         )
     arrays = run.arrays(length)
     n = arrays["chunks"].shape[0]
@@ -38,7 +40,7 @@ def select_sample(
         return int(np.argmax(scores) if best else np.argmin(scores)), arrays
     index = 0 if sample is None else sample
     if not 0 <= index < n:
-        raise ValueError(f"--sample {index} is out of range: length {length} has samples 0..{n - 1}")
+        raise ConfigError(f"--sample {index} is out of range: length {length} has samples 0..{n - 1}")
     return index, arrays
 
 
