@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from vbert.errors import ConfigError, DataError, IntegrityError
+from vbert.finesse.metrics import get_metric
+from vbert.finesse.metrics.rss import sample_score
 
 #: File suffixes whose bytes the reference's ``model_hash`` covers (config and code are not hashed).
 MODEL_HASH_SUFFIXES = (".bin", ".safetensors", ".model", ".onnx", ".pt")
-RSS_SCALE = 500.0
 SCORE_VERSIONS = ("sum", "balanced")
 #: The official leaderboard (benchmark.leaderboard.yaml at HEAD) as it actually runs: its
 #: ``tokper_sample: 500`` is a typo the reference's schema ignores, so chunks are 256 tokens.
@@ -97,12 +98,6 @@ def _mean(values: Iterable[float | None]) -> float | None:
     return _r(sum(present) / len(present)) if present else None
 
 
-def _sample_score(td: float, bu: float, version: str) -> float:
-    if version == "sum":
-        return (td + bu) * RSS_SCALE
-    return ((td + bu) / 2 - abs(td - bu)) * RSS_SCALE
-
-
 def _datasets(probes: Mapping[str, Any]) -> list[dict[str, Any]]:
     source = probes.get("source", {})
     if source.get("kind") == "huggingface":
@@ -162,7 +157,7 @@ def _differences(results: Mapping[str, Any], score_version: str) -> list[str]:
     found = {
         "metric": results["metric"],
         "formula": results["formula"],
-        "score_version": score_version if results["metric"] == "rss" else "sum",
+        "score_version": score_version if get_metric(str(results["metric"])).uses_score_version else "sum",
         "chunk_space": results.get("chunk_space")
         if results["competitor"].get("mode") == "merger"
         else "merger",
@@ -228,43 +223,15 @@ def to_reference(
         "seed": results.get("config", {}).get("seed", probes.get("seed")),
     }
     lengths = {int(length): entry for length, entry in results["lengths"].items()}
+    uses_score_version = get_metric(str(results["metric"])).uses_score_version
     out: dict[str, Any] = {"config": config}
-    if results["metric"] == "rss":
-        recompute = results.get("score_version") != score_version
-        length_scores: dict[str, Any] = {}
-        every: list[float] = []
-        full: list[float | None] = []
-        merge: list[float | None] = []
-        for length in sorted(lengths):
-            entry = lengths[length]
-            if recompute:
-                scores = [
-                    _r(_sample_score(td, bu, score_version))
-                    for td, bu in zip(entry["td"], entry["bu"], strict=True)
-                ]
-            else:
-                scores = list(entry["scores"])
-            length_scores[str(length)] = {
-                "rss_scores": scores,
-                "total_latency_scores": list(entry.get("latency_full_ms", [])),
-                "synthesis_latency_scores": list(entry.get("latency_merge_ms", [])),
-                "raw_td": list(entry["td"]),
-                "raw_bu": list(entry["bu"]),
-            }
-            every += scores
-            full += entry.get("latency_full_ms", [])
-            merge += entry.get("latency_merge_ms", [])
-        out["average_rss"] = _mean(every)
-        out["average_total_latency"] = _mean(full)
-        out["average_synthesis_latency"] = _mean(merge)
-        out["length_scores"] = length_scores
-    else:
-        out["average_srs"] = results["summary"]["mean_score"]
-        out["average_pbi"] = results["summary"].get("pbi")
-        out["length_scores"] = {
-            str(length): {"sample_results": lengths[length]["position_scores"]} for length in sorted(lengths)
-        }
-    version = score_version if results["metric"] == "rss" else None
+    exporter = _SCORE_EXPORTERS.get(str(results["metric"]))
+    if exporter is None:
+        raise ConfigError(
+            f"the reference format has no {results['metric']!r} metric; it holds {', '.join(_SCORE_EXPORTERS)}"
+        )
+    out.update(exporter(results, lengths, score_version))
+    version = score_version if uses_score_version else None
     out["metadata"] = {
         "package_versions": {"finesse-benchmark": None, "vbert": packages.get("vbert")},
         "dataset": [[d["path"], d["split"], d["text_column"], d["commit_hash"]] for d in config["datasets"]],
@@ -284,7 +251,7 @@ def to_reference(
             "competitor": competitor,
             "chunk_space": results.get("chunk_space"),
             "score_version": version,
-            "scores_recomputed_from_rounded_td_bu": results["metric"] == "rss"
+            "scores_recomputed_from_rounded_td_bu": uses_score_version
             and results.get("score_version") != score_version,
             "lengths_not_evaluated": results.get("lengths_not_evaluated", {}),
             "latency_protocol": results.get("latency_protocol"),
@@ -294,6 +261,53 @@ def to_reference(
     out["model_hash"] = _model_hash(mode, model_folders or {})
     out["content_hash"] = reference_content_hash(out)
     return out
+
+
+def _rss_scores(results: Mapping[str, Any], lengths: Mapping[int, Any], score_version: str) -> dict[str, Any]:
+    recompute = results.get("score_version") != score_version
+    length_scores: dict[str, Any] = {}
+    every: list[float] = []
+    full: list[float | None] = []
+    merge: list[float | None] = []
+    for length in sorted(lengths):
+        entry = lengths[length]
+        if recompute:
+            scores = [
+                _r(sample_score(td, bu, score_version))
+                for td, bu in zip(entry["td"], entry["bu"], strict=True)
+            ]
+        else:
+            scores = list(entry["scores"])
+        length_scores[str(length)] = {
+            "rss_scores": scores,
+            "total_latency_scores": list(entry.get("latency_full_ms", [])),
+            "synthesis_latency_scores": list(entry.get("latency_merge_ms", [])),
+            "raw_td": list(entry["td"]),
+            "raw_bu": list(entry["bu"]),
+        }
+        every += scores
+        full += entry.get("latency_full_ms", [])
+        merge += entry.get("latency_merge_ms", [])
+    return {
+        "average_rss": _mean(every),
+        "average_total_latency": _mean(full),
+        "average_synthesis_latency": _mean(merge),
+        "length_scores": length_scores,
+    }
+
+
+def _srs_scores(results: Mapping[str, Any], lengths: Mapping[int, Any], score_version: str) -> dict[str, Any]:
+    return {
+        "average_srs": results["summary"]["mean_score"],
+        "average_pbi": results["summary"].get("pbi"),
+        "length_scores": {
+            str(length): {"sample_results": lengths[length]["position_scores"]} for length in sorted(lengths)
+        },
+    }
+
+
+#: The reference implementation's two metrics and how each writes its scores.
+_SCORE_EXPORTERS = {"rss": _rss_scores, "srs": _srs_scores}
 
 
 def _model_hash(mode: str, folders: Mapping[str, str | Path]) -> dict[str, str] | None:
