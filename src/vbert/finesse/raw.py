@@ -60,6 +60,11 @@ class RawRun:
         if not isinstance(manifest, dict) or manifest.get("format") != RAW_FORMAT:
             found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
             raise RawOutputError(f"{manifest_file} has format {found!r}, expected {RAW_FORMAT!r}")
+        problems = _manifest_problems(manifest)
+        if problems:
+            raise RawOutputError(
+                f"{manifest_file} is damaged or edited: {', '.join(problems)}; re-run `finesse generate`"
+            )
         return cls(path, manifest)
 
     @property
@@ -113,6 +118,34 @@ class RawRun:
                 f"{self.folder}; a raw manifest may only name files inside its own folder"
             )
         return file
+
+
+def _is_length_map(value: Any, entry_ok: Any) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(key, str) and key.isdigit() and entry_ok(entry) for key, entry in value.items()
+    )
+
+
+def _manifest_problems(manifest: dict[str, Any]) -> list[str]:
+    """What a competitor manifest lacks of the structure scoring reads (empty when it is sound)."""
+    competitor, config = manifest.get("competitor"), manifest.get("config")
+    scoring = config.get("scoring") if isinstance(config, dict) else None
+    checks = {
+        "competitor.name": isinstance(competitor, dict) and isinstance(competitor.get("name"), str),
+        "metric": isinstance(manifest.get("metric"), str),
+        "lengths": _is_length_map(
+            manifest.get("lengths"),
+            lambda entry: isinstance(entry, dict) and isinstance(entry.get("sha256"), str),
+        ),
+        "not_evaluated": _is_length_map(manifest.get("not_evaluated", {}), lambda reason: True),
+        "config.scoring": isinstance(scoring, dict)
+        and all(isinstance(scoring.get(key), str) for key in ("formula", "score_version")),
+        "chunk_space": isinstance(manifest.get("chunk_space"), str),
+        "probes": isinstance(manifest.get("probes"), dict),
+        "environments": isinstance(manifest.get("environments", []), list),
+        "truncated": isinstance(manifest.get("truncated", {}), dict),
+    }
+    return [f"bad or missing {key!r}" for key, sound in checks.items() if not sound]
 
 
 def find_runs(folder: str | Path) -> list[RawRun]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -42,8 +42,6 @@ from vbert.finesse.metrics.base import (
 )
 from vbert.mergers import Merger
 
-Formula = Literal["q1q3", "q2q2"]
-ScoreVersion = Literal["balanced", "sum"]
 SCORE_VERSIONS: tuple[str, ...] = ("balanced", "sum")
 SCORE_SCALE = 500.0
 
