@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from vbert.cache import ChunkCache, text_key
 from vbert.data.article import Article
 from vbert.data.datasets.distributed import ShardAssignment, assignment_from_environment
 from vbert.data.datasets.shards import (
@@ -52,6 +53,11 @@ class CommonOptions:
             (e.g. ``"vbert.data.splits seed=0 validation=0.05 test=0.05"``).
         overwrite: replace a folder built with other parameters instead of refusing.
         corpus: free-form description of the corpus, recorded in the manifest.
+        store: the persistent chunk-vector store (:class:`vbert.cache.ChunkCache`, keyed by embedder
+            fingerprint and text sha256) that every text is looked up in before it is embedded and
+            saved to after; a second build, or a build after an evaluation, embeds only texts no
+            earlier run embedded. Not part of the build key (a vector depends only on the embedder
+            and the text). None embeds everything.
     """
 
     articles_per_shard: int = 64
@@ -62,6 +68,7 @@ class CommonOptions:
     split_spec: str = "all train"
     overwrite: bool = False
     corpus: dict[str, Any] = field(default_factory=dict)
+    store: ChunkCache | None = None
 
     def __post_init__(self) -> None:
         if self.articles_per_shard < 1:
@@ -88,6 +95,7 @@ class BuildResult:
         seconds: wall time of the whole build in this process.
         embed_seconds: time spent inside ``embedder.encode``.
         texts_embedded: texts passed to ``embedder.encode``.
+        texts_reused: distinct texts whose vectors came from the store instead.
     """
 
     out_dir: Path
@@ -99,6 +107,7 @@ class BuildResult:
     seconds: float
     embed_seconds: float
     texts_embedded: int
+    texts_reused: int = 0
 
 
 def embedder_record(embedder: Embedder) -> dict[str, Any]:
@@ -125,13 +134,18 @@ def embedder_record(embedder: Embedder) -> dict[str, Any]:
 
 
 class EmbeddingMeter:
-    """Embeds texts in batches of similar length and counts the time spent in the embedder."""
+    """Embeds texts in batches of similar length and counts the time spent in the embedder.
 
-    def __init__(self, embedder: Embedder, batch_size: int) -> None:
+    With a ``store``, texts already in it are not embedded again, and new vectors are saved to it.
+    """
+
+    def __init__(self, embedder: Embedder, batch_size: int, store: ChunkCache | None = None) -> None:
         self.embedder = embedder
         self.batch_size = batch_size
+        self.store = store
         self.seconds = 0.0
         self.texts = 0
+        self.reused = 0
 
     def embed(self, texts: Sequence[str], lengths: Sequence[int]) -> np.ndarray:
         """float32 (len(texts), dim) vectors of ``texts``; each distinct text is embedded once.
@@ -151,22 +165,46 @@ class EmbeddingMeter:
                 position[text] = len(position)
                 unique_lengths.append(int(length))
         unique = list(position)
-        order = sorted(range(len(unique)), key=lambda i: (-unique_lengths[i], i))
-        started = time.perf_counter()
-        vectors = self.embedder.encode([unique[i] for i in order], batch_size=self.batch_size)
-        self.seconds += time.perf_counter() - started
-        self.texts += len(unique)
-        vectors = np.asarray(vectors)
-        if vectors.shape != (len(unique), dim):
-            raise DatasetError(
-                f"embedder {self.embedder.name!r} returned an array of shape {vectors.shape} for {len(unique)} "
-                f"texts; the Embedder protocol requires ({len(unique)}, {dim})"
-            )
-        if not np.isfinite(vectors).all():
-            raise DatasetError(f"embedder {self.embedder.name!r} returned NaN or inf values; check the model")
-        by_unique = np.empty_like(vectors, dtype=np.float32)
-        by_unique[order] = vectors
+        by_unique = np.empty((len(unique), dim), dtype=np.float32)
+        stored = self._from_store(unique, dim)
+        for i, vector in stored.items():
+            by_unique[i] = vector
+        order = sorted(
+            (i for i in range(len(unique)) if i not in stored), key=lambda i: (-unique_lengths[i], i)
+        )
+        if order:
+            batch = [unique[i] for i in order]
+            started = time.perf_counter()
+            vectors = self.embedder.encode(batch, batch_size=self.batch_size)
+            self.seconds += time.perf_counter() - started
+            self.texts += len(order)
+            vectors = np.asarray(vectors)
+            if vectors.shape != (len(order), dim):
+                raise DatasetError(
+                    f"embedder {self.embedder.name!r} returned an array of shape {vectors.shape} for "
+                    f"{len(order)} texts; the Embedder protocol requires ({len(order)}, {dim})"
+                )
+            if not np.isfinite(vectors).all():
+                raise DatasetError(
+                    f"embedder {self.embedder.name!r} returned NaN or inf values; check the model"
+                )
+            by_unique[order] = vectors
+            if self.store is not None:
+                self.store.put_many(self.embedder.fingerprint, batch, vectors)
         return by_unique[[position[t] for t in texts]]
+
+    def _from_store(self, unique: list[str], dim: int) -> dict[int, np.ndarray]:
+        """Vectors the store already holds for these texts, by position in ``unique``."""
+        if self.store is None:
+            return {}
+        found = self.store.get_many(self.embedder.fingerprint, unique)
+        stored = {}
+        for i, text in enumerate(unique):
+            vector = found.get(text_key(text))
+            if vector is not None and vector.shape == (dim,):
+                stored[i] = vector
+        self.reused += len(stored)
+        return stored
 
 
 def vector_column(vectors: np.ndarray, dtype: str) -> pa.FixedSizeListArray:
@@ -529,7 +567,7 @@ def sharded_build(
     info = embedder_record(embedder)
     key = build_key(kind, info, params, options)
     store = make_store(out_dir, key, options, assignment)
-    meter = EmbeddingMeter(embedder, options.batch_size)
+    meter = EmbeddingMeter(embedder, options.batch_size, options.store)
     reader = CorpusReader(articles, options)
     built: list[str] = []
     reused: list[str] = []
@@ -565,4 +603,5 @@ def sharded_build(
         seconds=time.perf_counter() - started,
         embed_seconds=meter.seconds,
         texts_embedded=meter.texts,
+        texts_reused=meter.reused,
     )
