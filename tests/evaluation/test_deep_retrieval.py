@@ -1,9 +1,13 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from vbert import MeanPoolMerger, TruncationBaseline
 from vbert.data.article import Article
 from vbert.evaluation.deep_retrieval import (
+    CROSS,
+    DEEP,
     MAX_SIM,
     DeepPlan,
     build_queries,
@@ -99,7 +103,7 @@ def test_corpus_and_queries(fake_embedder):
     again = select_corpus(held, list(reversed(pool)), fake_embedder, _plan())
     assert [a.id for a in again.articles] == [a.id for a in corpus.articles]  # order-free choice
     queries = build_queries(corpus, fake_embedder, _plan())
-    deep, cross = queries["deep-paragraph"], queries["cross-lingual-deep"]
+    deep, cross = queries[DEEP], queries[CROSS]
     assert len(deep.texts) == 16 and all(r["source"] == r["target"] for r in deep.records)
     assert {r["pair"] for r in cross.records} == {"en-de", "de-en"} and len(cross.texts) == 16
     assert all(r["window"] >= 2 for r in deep.records + cross.records)
@@ -112,7 +116,7 @@ def test_boilerplate_lines_are_never_queries(fake_embedder):
         for i in range(3)
     ]
     corpus = select_corpus(held, [], fake_embedder, _plan(queries_per_document=50))
-    texts = build_queries(corpus, fake_embedder, _plan(queries_per_document=50))["deep-paragraph"].texts
+    texts = build_queries(corpus, fake_embedder, _plan(queries_per_document=50))[DEEP].texts
     assert texts and boiler not in texts
 
 
@@ -121,7 +125,7 @@ def test_end_to_end_max_sim_beats_mean_and_report_renders(fake_embedder):
     pool = [Article(f"tr{i}", "en", "", _doc(f"t{i}", 12), "t", "MIT") for i in range(6)]
     mergers = {"mean": MeanPoolMerger(), "truncation": TruncationBaseline()}
     report = run_deep_retrieval(held, pool, fake_embedder, mergers, _plan(), cache=False, show_progress=False)
-    task = report["tasks"]["deep-paragraph"]
+    task = report["tasks"][DEEP]
     ndcg = task["metrics"]["ndcg@10"]
     assert task["queries"] == 12 and task["clusters"] == 6 and task["candidates_per_query"] == 9
     # a paragraph's words live only in its own document, mostly inside one chunk
@@ -131,3 +135,27 @@ def test_end_to_end_max_sim_beats_mean_and_report_renders(fake_embedder):
     assert "| truncation |" in format_deep_markdown(report)
     with pytest.raises(ValueError, match="reference"):
         run_deep_retrieval(held, pool, fake_embedder, {MAX_SIM: MeanPoolMerger()}, _plan(), cache=False)
+
+
+def test_suite_runs_the_deep_tasks_with_distractors(fake_embedder):
+    from vbert.evaluation.suite import DEFAULT_TASKS, deep_plan_for, format_markdown, run_retrieval_suite
+
+    held = []
+    for i in range(4):
+        held.append(Article(f"en{i}", "en", "", _doc(f"g{i}", 10), "t", "MIT", group=f"g{i}"))
+        held.append(Article(f"de{i}", "de", "", _doc(f"d{i}", 10), "t", "MIT", group=f"g{i}"))
+    pool = [Article(f"tr{i}", "de", "", _doc(f"t{i}", 3), "t", "MIT") for i in range(6)]
+    plan = replace(_plan(), distractors=2)
+    assert deep_plan_for("small", seed=3, langs=["en"], distractors=7).distractors == 7
+    assert DEEP not in DEFAULT_TASKS
+    report = run_retrieval_suite(
+        held,
+        fake_embedder,
+        {"mean": MeanPoolMerger()},
+        tasks=(DEEP, CROSS),
+        distractors=pool,
+        deep_plan=plan,
+        cache=False,
+    )
+    assert report["deep_corpus"]["distractors"] == 2 and set(report["tasks"]) == {DEEP, CROSS}
+    assert "### cross-lingual-deep" in format_markdown(report)

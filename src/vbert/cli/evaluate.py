@@ -55,7 +55,21 @@ def retrieval(
     ] = "debian",
     split: Annotated[str, typer.Option(help="Which split to evaluate on.")] = "test",
     split_seed: Annotated[int, typer.Option(help="Seed of the document split.")] = 0,
-    task: Annotated[list[str], typer.Option(help="Repeatable; default: all tasks.")] = [],  # noqa: B006
+    task: Annotated[
+        list[str],
+        typer.Option(
+            help="Repeatable; default: deep-paragraph, cross-lingual, passkey, needle. "
+            "deep-paragraph-distractors and cross-lingual-deep add distractors and max-sim."
+        ),
+    ] = [],  # noqa: B006
+    distractors: Annotated[
+        int | None,
+        typer.Option(help="Distractor documents of --distractor-split (deep tasks; default by size)."),
+    ] = None,
+    distractor_split: Annotated[str, typer.Option(help="Split the distractors come from.")] = "train",
+    langs: Annotated[
+        str | None, typer.Option(help="Languages of the deep tasks, comma-separated (default by size).")
+    ] = None,
     size: Annotated[str, typer.Option(help="'small' (minutes on a CPU) or 'full'.")] = "small",
     embedder: Annotated[str, typer.Option(help="Base embedder.")] = "default",
     seed: Annotated[int, typer.Option(help="Seed for query and needle sampling.")] = 0,
@@ -67,13 +81,21 @@ def retrieval(
     from vbert import load_embedder
     from vbert.data.corpora import load_corpus
     from vbert.data.splits import filter_split
-    from vbert.evaluation.suite import TASKS, format_markdown, run_retrieval_suite
+    from vbert.evaluation.suite import DEFAULT_TASKS, deep_plan_for, format_markdown, run_retrieval_suite
 
     try:
         mergers = _load_mergers(merger)
-        articles = list(filter_split(load_corpus(corpus), split, seed=split_seed))
+        everything = list(load_corpus(corpus))
+        articles = list(filter_split(everything, split, seed=split_seed))
         report = run_retrieval_suite(
-            articles, load_embedder(embedder), mergers, tasks=task or TASKS, size=size, seed=seed
+            articles,
+            load_embedder(embedder),
+            mergers,
+            tasks=task or DEFAULT_TASKS,
+            size=size,
+            seed=seed,
+            distractors=filter_split(everything, distractor_split, seed=split_seed),
+            deep_plan=deep_plan_for(size, seed, langs.split(",") if langs else None, distractors),
         )
     except (FileNotFoundError, ValueError) as err:
         _fail(err)

@@ -4,7 +4,7 @@ The corpus holds every long document of the held-out split (in the chosen langua
 range) plus **distractors**: documents of the training split, drawn in a seeded order. Two tasks
 share its chunk vectors (embedded once, through the chunk cache):
 
-* ``deep-paragraph``: the query is a paragraph from past the first window of a held-out
+* ``deep-paragraph-distractors``: the query is a paragraph from past the first window of a held-out
   document (so truncation cannot see it); the target is that document; the candidates are every
   corpus document in the target's language (translations of the target in other languages are
   not candidates, so they cannot steal the query).
@@ -37,6 +37,9 @@ from vbert.evaluation.paired import paired_report
 from vbert.evaluation.retrieval import EncodedDocuments, encode_documents, encode_queries
 from vbert.mergers import MeanPoolMerger, Merger
 
+DEEP = "deep-paragraph-distractors"
+CROSS = "cross-lingual-deep"
+DEEP_TASKS = (DEEP, CROSS)
 MAX_SIM = "max-sim"
 BASELINE = "mean"
 METRICS = ("ndcg@10", "recall@1", "mrr@10")
@@ -170,8 +173,8 @@ def _shared_lines(corpus: DeepCorpus) -> set[str]:
 def build_queries(corpus: DeepCorpus, embedder: Embedder, plan: DeepPlan) -> dict[str, QuerySet]:
     """The deep-paragraph and cross-lingual-deep query sets over ``corpus`` (see the module doc)."""
     shared = _shared_lines(corpus)
-    deep = QuerySet("deep-paragraph")
-    cross = QuerySet("cross-lingual-deep")
+    deep = QuerySet(DEEP)
+    cross = QuerySet(CROSS)
     by_group: dict[str, dict[str, int]] = defaultdict(dict)
     paragraphs: dict[int, list[Paragraph]] = {}
     for index, (article, held) in enumerate(zip(corpus.articles, corpus.heldout, strict=True)):
@@ -299,7 +302,7 @@ def evaluate_deep_tasks(
             "candidates_per_query": float(candidates.sum(axis=1).mean()),
             "pairs": dict(sorted(Counter(r["pair"] for r in qs.records).items())),
             "bootstrap": {
-                "unit": "document" if name == "deep-paragraph" else "group",
+                "unit": "document" if name == DEEP else "group",
                 "resamples": resamples,
             },
             "metrics": {
@@ -349,7 +352,7 @@ def run_deep_retrieval(
     mergers: dict[str, Merger],
     plan: DeepPlan | None = None,
     cache: object = None,
-    tasks: Sequence[str] = ("deep-paragraph", "cross-lingual-deep"),
+    tasks: Sequence[str] = DEEP_TASKS,
     show_progress: bool = True,
 ) -> dict:
     plan = plan or DeepPlan()

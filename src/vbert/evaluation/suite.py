@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 
 from vbert.data.article import Article
 from vbert.embedders.base import Embedder
+from vbert.evaluation.deep_retrieval import DEEP_TASKS, DeepPlan, format_deep_markdown, run_deep_retrieval
 from vbert.evaluation.needle import LENGTHS, evaluate_needles
 from vbert.evaluation.retrieval import (
     build_deep_paragraph_task,
@@ -17,7 +18,8 @@ from vbert.evaluation.retrieval import (
 )
 from vbert.mergers import Merger
 
-TASKS = ("deep-paragraph", "cross-lingual", "passkey", "needle")
+DEFAULT_TASKS = ("deep-paragraph", "cross-lingual", "passkey", "needle")
+TASKS = (*DEFAULT_TASKS, *DEEP_TASKS)
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class Size:
     deep_min_tokens: int = 2000
     deep_max_tokens: int = 16000
     cross_langs: tuple[str, ...] | None = None
+    deep: DeepPlan = field(default_factory=DeepPlan)
 
 
 SIZES = {
@@ -37,21 +40,42 @@ SIZES = {
         needle_lengths=(256, 512, 1024, 2048),
         deep_max_tokens=6000,
         cross_langs=("de", "ja", "ko"),
+        deep=DeepPlan(langs=("en", "de"), max_tokens=8000, distractors=100, queries_per_document=4),
     ),
     "full": Size(deep_documents=None, needle_documents=26, needle_lengths=LENGTHS),
 }
+
+
+def deep_plan_for(
+    size: str, seed: int = 0, langs: Sequence[str] | None = None, distractors: int | None = None
+) -> DeepPlan:
+    """The size's plan for the deep tasks, with the languages or distractor count overridden."""
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {', '.join(SIZES)}, got {size!r}")
+    plan = replace(SIZES[size].deep, seed=seed)
+    if langs:
+        plan = replace(plan, langs=tuple(langs))
+    if distractors is not None:
+        plan = replace(plan, distractors=distractors)
+    return plan
 
 
 def run_retrieval_suite(
     articles: Sequence[Article],
     embedder: Embedder,
     mergers: dict[str, Merger],
-    tasks: Sequence[str] = TASKS,
+    tasks: Sequence[str] = DEFAULT_TASKS,
     size: str = "small",
     seed: int = 0,
     cache: object = None,
+    distractors: Iterable | None = None,
+    deep_plan: DeepPlan | None = None,
 ) -> dict:
-    """Run the chosen tasks; returns a JSON-ready report with bootstrap 95% intervals."""
+    """Run the chosen tasks; returns a JSON-ready report with bootstrap 95% intervals.
+
+    ``distractors`` (articles of another split, usually train) are added to the corpus of the
+    deep tasks (:mod:`vbert.evaluation.deep_retrieval`); ``deep_plan`` overrides the size's plan.
+    """
     unknown = set(tasks) - set(TASKS)
     if unknown:
         raise ValueError(f"unknown tasks {sorted(unknown)}; choose from {', '.join(TASKS)}")
@@ -91,6 +115,14 @@ def run_retrieval_suite(
             report["tasks"][kind] = evaluate_needles(
                 filler, embedder, mergers, kind, plan.needle_lengths, plan.needle_documents, seed, cache
             )
+    deep_tasks = [t for t in tasks if t in DEEP_TASKS]
+    if deep_tasks:
+        deep_plan = deep_plan or deep_plan_for(size, seed)
+        deep = run_deep_retrieval(
+            articles, distractors or [], embedder, mergers, deep_plan, cache, deep_tasks
+        )
+        report["deep_corpus"] = {"plan": deep["plan"], **deep["corpus"]}
+        report["tasks"].update(deep["tasks"])
     report["seconds"] = round(time.perf_counter() - started, 1)
     return report
 
@@ -129,6 +161,12 @@ def format_markdown(report: dict) -> str:
             cells = [_cell(entry["methods"][n]["recall@1"]) for n in names]
             lines.append(f"| {pair} ({entry['queries']}/{entry['corpus']}) | " + " | ".join(cells) + " |")
         lines.append("")
+    if any(t in tasks for t in DEEP_TASKS):
+        lines.append(
+            format_deep_markdown(
+                {"corpus": report["deep_corpus"], "tasks": {t: tasks[t] for t in DEEP_TASKS if t in tasks}}
+            )
+        )
     for kind in ("passkey", "needle"):
         if kind in tasks:
             lengths = tasks[kind]["lengths"]
