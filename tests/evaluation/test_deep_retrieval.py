@@ -159,3 +159,9 @@ def test_suite_runs_the_deep_tasks_with_distractors(fake_embedder):
     )
     assert report["deep_corpus"]["distractors"] == 2 and set(report["tasks"]) == {DEEP, CROSS}
     assert "### cross-lingual-deep" in format_markdown(report)
+
+
+def test_gap_share_is_none_when_max_sim_does_not_beat_the_baseline():
+    per_query = {"mean": np.full(6, 0.8), "other": np.full(6, 0.7), MAX_SIM: np.full(6, 0.8)}
+    report = paired_report(per_query, np.arange(6), "mean", MAX_SIM, resamples=50)
+    assert report["other"]["gap_recovered"]["mean"] is None

@@ -365,7 +365,9 @@ def run_deep_retrieval(
 
 def _cell(stat: dict, scale: float = 100.0, signed: bool = False) -> str:
     fmt = "{:+.1f}" if signed else "{:.1f}"
-    mean, low, high = (fmt.format(scale * stat[k]) for k in ("mean", "ci_low", "ci_high"))
+    mean, low, high = (
+        "?" if stat[k] is None else fmt.format(scale * stat[k]) for k in ("mean", "ci_low", "ci_high")
+    )
     return f"{mean} [{low}, {high}]"
 
 
@@ -390,7 +392,7 @@ def format_deep_markdown(report: dict) -> str:
             delta = entry.get(f"delta_vs_{BASELINE}")
             gap = entry.get("gap_recovered")
             delta_cell = f"{_cell(delta, signed=True)} (±{100 * delta['half_width']:.1f})" if delta else "—"
-            gap_cell = f"{_cell(gap)} %" if gap else "—"
+            gap_cell = f"{_cell(gap)} %" if gap and gap["mean"] is not None else "n/a"
             lines.append(
                 f"| {method} | {_cell(entry['score'])} | {delta_cell} | {gap_cell} | {_cell(r1[method]['score'])} |"
             )

@@ -36,17 +36,16 @@ def cluster_resample_means(
     return (counts @ sums.T) / (counts @ sizes)[:, None]
 
 
-def interval(samples: np.ndarray, point: float, level: float = 0.95) -> dict[str, float]:
-    """Point estimate with the percentile interval of its bootstrap ``samples`` (NaNs ignored)."""
+def interval(samples: np.ndarray, point: float, level: float = 0.95) -> dict[str, float | None]:
+    """Point estimate with the percentile interval of its bootstrap ``samples`` (NaNs ignored).
+
+    Undefined values (no finite sample, or an undefined point) come out as None: JSON has no NaN.
+    """
     tail = (1 - level) / 2
     finite = samples[np.isfinite(samples)]
     low, high = np.quantile(finite, [tail, 1 - tail]) if finite.size else (np.nan, np.nan)
-    return {
-        "mean": float(point),
-        "ci_low": float(low),
-        "ci_high": float(high),
-        "half_width": float((high - low) / 2),
-    }
+    values = {"mean": point, "ci_low": low, "ci_high": high, "half_width": (high - low) / 2}
+    return {k: float(v) if np.isfinite(v) else None for k, v in values.items()}
 
 
 def paired_report(
@@ -60,7 +59,7 @@ def paired_report(
     """Per method: its mean, Δ vs ``baseline`` and, with ``reference``, the share of the gap recovered.
 
     The gap share is (method − baseline) / (reference − baseline), computed on each resample's
-    means (a ratio of means, not a mean of ratios); it is undefined (NaN) when the reference does
+    means (a ratio of means, not a mean of ratios); it is undefined (None) when the reference does
     not beat the baseline.
     """
     names = list(per_query)
