@@ -51,3 +51,22 @@ def test_written_file_is_checksummed_and_readable(tmp_path):
     path.write_bytes(path.read_bytes()[:-10])
     with pytest.raises(IntegrityError, match="rebuild"):
         verify_long_sequences(path)
+
+
+def test_stored_sequences_read_only_what_the_store_holds(tmp_path, fake_embedder):
+    from vbert.cache import ChunkCache
+    from vbert.data.article import Article
+    from vbert.data.long_sequences import stored_sequences
+    from vbert.long_document import LongDocumentEncoder
+    from vbert.mergers import MeanPoolMerger
+
+    text = lambda tag: " ".join(f"{tag}{i}" for i in range(150))  # noqa: E731
+    articles = [Article(f"d{i}", "en", "", text(f"w{i}x"), "t", "MIT") for i in range(3)]
+    with ChunkCache(tmp_path / "store.sqlite") as store:
+        LongDocumentEncoder(fake_embedder, MeanPoolMerger(), cache=store).encode(
+            [a.text for a in articles[:2]]
+        )
+        calls = fake_embedder.calls
+        found = dict(stored_sequences(articles, fake_embedder, store))
+    assert set(found) == {"d0", "d1"} and fake_embedder.calls == calls  # d2 was never embedded
+    assert found["d0"].shape == (3, fake_embedder.dim)  # 150 words in 60-word chunks

@@ -17,7 +17,7 @@ holding the file's sha256 and the parameters.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,7 +25,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vbert.cache import ChunkCache, text_key
+from vbert.data.article import Article
+from vbert.data.datasets.articles import chunk_article
 from vbert.data.datasets.common import vector_sequence_column
+from vbert.embedders.base import Embedder
 from vbert.errors import DataError, IntegrityError
 from vbert.files import atomic_path, atomic_write_json, read_json, sha256_file
 
@@ -53,6 +57,25 @@ class LongSequence:
     vectors: np.ndarray  # (length, d) float32
     sources: list[str]  # article ids, in order
     segment_starts: list[int]  # index of each source's first chunk in ``vectors``
+
+
+def stored_sequences(
+    articles: Iterable[Article], embedder: Embedder, store: ChunkCache, chunk_tokens: int | None = None
+) -> Iterator[tuple[str, np.ndarray]]:
+    """``(id, (n, d) vectors)`` of each article whose every chunk is already in ``store``; nothing is embedded.
+
+    Chunking is the builders' and the evaluation's (``embedder.split`` at ``chunk_tokens``, default
+    the whole content window), so vectors computed by either are found. Articles with a chunk the
+    store lacks are skipped.
+    """
+    size = chunk_tokens or embedder.content_window
+    for article in articles:
+        chunks, _ = chunk_article(embedder, article.text, size)
+        if not chunks:
+            continue
+        found = store.get_many(embedder.fingerprint, chunks)
+        if all(text_key(c) in found for c in chunks):
+            yield article.id, np.stack([found[text_key(c)] for c in chunks])
 
 
 def make_long_sequences(
