@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 from transformers import PretrainedConfig
 
-POSITION_MODES = ("ppe", "additive", "none")
+PositionMode = Literal["ppe", "additive", "none"]
+Activation = Literal["gelu", "relu", "silu"]
+POSITION_MODES: tuple[str, ...] = get_args(PositionMode)
+ACTIVATIONS: tuple[str, ...] = get_args(Activation)
 
 
 class SequenceMergerConfig(PretrainedConfig):
@@ -39,8 +44,8 @@ class SequenceMergerConfig(PretrainedConfig):
         num_heads: int = 6,
         ffn_dim: int = 1536,
         dropout: float = 0.1,
-        activation: str = "gelu",
-        position_mode: str = "ppe",
+        activation: Activation = "gelu",
+        position_mode: PositionMode = "ppe",
         ppe_dim: int = 16,
         pe_base: float = 10000.0,
         residual_to_mean: bool = True,
@@ -52,10 +57,22 @@ class SequenceMergerConfig(PretrainedConfig):
     ) -> None:
         if position_mode not in POSITION_MODES:
             raise ValueError(f"position_mode must be one of {POSITION_MODES}, got {position_mode!r}")
+        for name, value in (
+            ("d_model", d_model),
+            ("num_layers", num_layers),
+            ("num_heads", num_heads),
+            ("ffn_dim", ffn_dim),
+        ):
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
         if d_model % num_heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by num_heads ({num_heads})")
-        if activation not in ("gelu", "relu", "silu"):
-            raise ValueError(f"activation must be 'gelu', 'relu' or 'silu', got {activation!r}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if pe_base <= 0:
+            raise ValueError(f"pe_base must be positive, got {pe_base}")
         self.d_model = d_model
         self.num_layers = num_layers
         self.num_heads = num_heads

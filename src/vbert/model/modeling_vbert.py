@@ -12,6 +12,8 @@ returns one vector for the whole document. The file reads top to bottom:
    least one copy.
 2. ``Block``: a pre-LayerNorm encoder block (self-attention through PyTorch SDPA, then an MLP).
 3. ``SequenceMergerModel``: [CLS, copy 1, copy 2] → blocks → final LayerNorm → pooler.
+   Task-agnostic: embeddings and mask in; pre-training (masking, injection, heads) lives in
+   ``pretraining_vbert.py``.
 
 This file and ``configuration_vbert.py`` only import torch and transformers, so they can
 be copied into a Hugging Face folder and loaded with ``trust_remote_code=True`` where
@@ -168,6 +170,10 @@ class SequenceMergerModel(SequenceMergerPreTrainedModel):
     CLS state; with ``residual_to_mean`` the masked mean of the input vectors is added
     (and the projection starts at zero, so an untrained merger is mean pooling). The
     pooler output is not normalised; :meth:`merge` returns unit vectors.
+
+    ``mask_embedding`` is the learned vector that pre-training puts at masked positions
+    (:class:`SequenceMergerForPreTraining` uses it; :meth:`forward` never does). It is stored
+    with the merger, as it always was, so saved models and their fingerprints keep their format.
     """
 
     def __init__(self, config: SequenceMergerConfig) -> None:
@@ -193,10 +199,6 @@ class SequenceMergerModel(SequenceMergerPreTrainedModel):
         self,
         inputs_embeds: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        mlm_mask: torch.Tensor | None = None,
-        inject_mask: torch.Tensor | None = None,
-        inject_copy1: torch.Tensor | None = None,
-        inject_copy2: torch.Tensor | None = None,
         output_hidden_states: bool = False,
         return_dict: bool = True,
         pooled_only: bool = False,
@@ -209,45 +211,57 @@ class SequenceMergerModel(SequenceMergerPreTrainedModel):
             attention_mask: (B, N), 1 = real chunk, 0 = padding. Optional only when every
                 sequence is full length; padding without a mask is a silent bug, so
                 zero rows in ``inputs_embeds`` without a mask raise an error.
-            mlm_mask: (B, N) bool; these positions are replaced by the learned mask
-                vector before PPE (vMLM).
-            inject_mask, inject_copy1, inject_copy2: replace chosen positions (``inject_mask``
-                (B, N) bool) by ``inject_copy1`` (B, N, d) in copy 1 and ``inject_copy2``
-                in copy 2, after masking and before the positional slots are written
-                (vMLM's second pass injects its predictions here).
             pooled_only: compute only what ``pooler_output`` needs: the last block runs its
                 attention query, MLP and norms for the CLS position alone (keys and values
                 still see every position), about a fifth less work for a 4-layer merger.
                 ``last_hidden_state`` is then (B, 1, d), the CLS state only.
         """
-        x, mask = self._check_inputs(inputs_embeds, attention_mask)
         if kwargs:
-            raise TypeError(f"unexpected arguments {sorted(kwargs)}")
-        if mlm_mask is not None:
-            x = torch.where(mlm_mask[..., None].bool(), self.mask_embedding.to(x.dtype), x)
-        copy1 = copy2 = x
-        if inject_mask is not None:
-            if inject_copy1 is None or inject_copy2 is None:
-                raise ValueError("inject_mask needs both inject_copy1 and inject_copy2")
-            where = inject_mask[..., None].bool()
-            copy1 = torch.where(where, inject_copy1.to(x.dtype), x)
-            copy2 = torch.where(where, inject_copy2.to(x.dtype), x)
+            raise TypeError(
+                f"unexpected arguments {sorted(kwargs)}; masking and injection belong to "
+                "SequenceMergerForPreTraining"
+            )
+        x, mask = self.check_inputs(inputs_embeds, attention_mask)
+        return self.forward_copies(
+            x,
+            x,
+            mask,
+            output_hidden_states=output_hidden_states,
+            return_dict=return_dict,
+            pooled_only=pooled_only,
+        )
 
+    def forward_copies(
+        self,
+        copy1: torch.Tensor,
+        copy2: torch.Tensor,
+        mask: torch.Tensor,
+        output_hidden_states: bool = False,
+        return_dict: bool = True,
+        pooled_only: bool = False,
+    ) -> BaseModelOutputWithPooling:
+        """:meth:`forward` with the two PPE copies given separately, on inputs already checked.
+
+        ``forward(x)`` is ``forward_copies(x, x, mask)``. Pre-training feeds different copies
+        (its predictions injected into copy 1 and copy 2). ``copy1``, ``copy2``: (B, N, d) in the
+        merger's dtype; ``mask``: (B, N) long, as :meth:`check_inputs` returns them. Single-copy
+        position modes read ``copy1`` only; the residual mean is always over ``copy1``.
+        """
         positions = (mask.long().cumsum(dim=1) - 1).clamp(min=0)
         mode = self.config.position_mode
         if mode == "ppe":
             c1, c2 = paired_positional_encoding(
-                x, positions, self.config.ppe_dim, self.config.pe_base, copy1=copy1, copy2=copy2
+                copy1, positions, self.config.ppe_dim, self.config.pe_base, copy1=copy1, copy2=copy2
             )
             tokens, key_mask = torch.cat((c1, c2), dim=1), torch.cat((mask, mask), dim=1)
         elif mode == "additive":
             pe = sinusoid(positions, self.config.d_model, self.config.pe_base)
-            tokens, key_mask = copy1 + (pe * _rms(copy1)).to(x.dtype), mask
+            tokens, key_mask = copy1 + (pe * _rms(copy1)).to(copy1.dtype), mask
         else:
             tokens, key_mask = copy1, mask
 
-        b = x.shape[0]
-        h = torch.cat((self.cls.to(x.dtype).expand(b, 1, -1), tokens), dim=1)
+        b = copy1.shape[0]
+        h = torch.cat((self.cls.to(copy1.dtype).expand(b, 1, -1), tokens), dim=1)
         key_mask = torch.cat((key_mask.new_ones(b, 1), key_mask), dim=1).bool()
         hidden_states = [h] if output_hidden_states else None
         last = len(self.blocks) - 1
@@ -269,9 +283,10 @@ class SequenceMergerModel(SequenceMergerPreTrainedModel):
             hidden_states=tuple(hidden_states) if hidden_states is not None else None,
         )
 
-    def _check_inputs(
+    def check_inputs(
         self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Validate a batch; returns the embeddings in the merger's dtype and a long (B, N) mask."""
         x = inputs_embeds
         if not isinstance(x, torch.Tensor):
             raise TypeError(

@@ -1,33 +1,34 @@
-"""Training of the merger: objectives, data, recipes and the resumable Accelerate trainer."""
+"""Training of the merger: objectives (a registry), data, recipes and the resumable Accelerate trainer."""
 
-from .data import BatchPlan, PairDataset, VectorSequenceDataset, bucketed_batches, open_dataset, pad_batch
-from .heads import ContinuityHead, PretrainingHeads, VectorPredictionHead
+from .batches import BatchPlan, bucketed_batches, pad_batch
+from .data import PairDataset, VectorSequenceDataset, open_dataset
 from .objectives import (
+    OBJECTIVES,
     DistillObjective,
+    Objective,
+    ObjectiveOptions,
     VBertObjective,
     chunk_contrastive_loss,
     distill_loss,
-    sample_mlm_mask,
-    splice_false_histories,
-    vmlm_loss,
-    vnsp_loss,
 )
 from .recipe import Recipe, RecipeError, load_recipe, parse_recipe
-from .trainer import RunFolderError, Trainer, TrainingInterrupted, train
+from .run_folder import RunFolderError
+from .signals import TrainingInterrupted
+from .trainer import Trainer, train
 
 __all__ = [
+    "OBJECTIVES",
     "BatchPlan",
-    "ContinuityHead",
     "DistillObjective",
+    "Objective",
+    "ObjectiveOptions",
     "PairDataset",
-    "PretrainingHeads",
     "Recipe",
     "RecipeError",
     "RunFolderError",
     "Trainer",
     "TrainingInterrupted",
     "VBertObjective",
-    "VectorPredictionHead",
     "VectorSequenceDataset",
     "bucketed_batches",
     "chunk_contrastive_loss",
@@ -36,9 +37,5 @@ __all__ = [
     "open_dataset",
     "pad_batch",
     "parse_recipe",
-    "sample_mlm_mask",
-    "splice_false_histories",
     "train",
-    "vmlm_loss",
-    "vnsp_loss",
 ]

@@ -3,7 +3,8 @@
 A checkpoint is a folder ``checkpoints/stage01-step00000500/`` (stage index, global step) holding
 
 * ``model/`` — the merger (``save_pretrained``: config.json + model.safetensors);
-* ``pretraining_heads.safetensors`` — the vBERT heads, when the run has a vBERT stage;
+* the extras of the run's objectives (``Objective.save_extras``), e.g.
+  ``pretraining_heads.safetensors`` — the vBERT heads, when the run has a vBERT stage;
 * ``optimizer.safetensors`` + ``optimizer.json`` — AdamW's tensors and its param groups;
 * ``scheduler.json`` — the learning-rate scheduler's state;
 * ``rng-<rank>.safetensors`` + ``rng-<rank>.json`` — every random generator, per process;
@@ -11,7 +12,9 @@ A checkpoint is a folder ``checkpoints/stage01-step00000500/`` (stage index, glo
 
 It is assembled in a hidden temporary folder and renamed into place, then the ``latest``
 pointer file is replaced; a run killed at any moment leaves either the previous or the new
-checkpoint, never a half-written one. Only safetensors and JSON are ever read back.
+checkpoint, never a half-written one. Only safetensors and JSON are ever read back, which
+is why this module exists beside Accelerate's ``save_state``: that one pickles the optimizer,
+scheduler and generator states. Files and folders get the normal 0644/0755 modes.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import json
 import os
 import random
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,22 +31,39 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from vbert.files import atomic_write_text, fix_permissions
+from vbert.files import read_json as _read_json
+
 CHECKPOINTS_DIR = "checkpoints"
 LATEST_FILE = "latest"
 STATE_FILE = "trainer_state.json"
 TEMP_PREFIX = ".tmp-"
 
 
+@dataclass
+class RunState:
+    """Where a run stands; saved as ``trainer_state.json`` in every checkpoint."""
+
+    recipe_fingerprint: str
+    world_size: int
+    stage_index: int = 0
+    step: int = 0
+    position: int = 0
+    stage_done: bool = False
+    samples: int = 0
+    stage_elapsed_s: float = 0.0
+    elapsed_s: float = 0.0
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    last_eval: dict[str, float] = field(default_factory=dict)
+
+
 def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write ``obj`` as JSON through a temporary file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f"{TEMP_PREFIX}{path.name}.{os.getpid()}")
-    temp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(temp, path)
+    """Write ``obj`` as indented JSON, atomically (NaN stays allowed: a diverged loss is still logged)."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def read_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
+    return _read_json(path, "checkpoint file")
 
 
 def checkpoint_name(stage_index: int, step: int) -> str:
@@ -63,14 +84,13 @@ def publish_checkpoint(temp: Path, output_dir: Path, name: str, keep: int) -> Pa
     """Rename the assembled ``temp`` folder into place, point ``latest`` at it, prune old ones."""
     root = output_dir / CHECKPOINTS_DIR
     final = root / name
+    fix_permissions(temp)  # save_pretrained writes its weights 0600
     if final.exists():  # the same step saved again after a resume: replace it
         stale = root / f"{TEMP_PREFIX}old-{name}"
         os.replace(final, stale)
         shutil.rmtree(stale)
     os.replace(temp, final)
-    latest_tmp = root / f"{TEMP_PREFIX}{LATEST_FILE}"
-    latest_tmp.write_text(name + "\n", encoding="utf-8")
-    os.replace(latest_tmp, root / LATEST_FILE)
+    atomic_write_text(root / LATEST_FILE, name + "\n")
     complete = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(TEMP_PREFIX))
     for old in complete[:-keep]:
         if old.name != name:

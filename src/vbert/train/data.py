@@ -16,16 +16,12 @@ Two kinds of dataset:
   lazily from memory-mapped files (:class:`VectorSequenceDataset`, :class:`PairDataset`);
 * a ``synthetic:`` spec (:mod:`vbert.train.synthetic`).
 
-In-memory arrays work too (``from_arrays``).
-
-Batches are variable-length and right-padded; :class:`BatchPlan` groups rows of similar
-length (bucketing) in an order that is a pure function of (seed, epoch), so a run can
-resume mid-epoch from a single integer position.
+In-memory arrays work too (``from_arrays``). Batching is in :mod:`vbert.train.batches`.
+Malformed data raise :class:`vbert.errors.DataError`.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from collections.abc import Sequence
@@ -38,6 +34,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
+
+from vbert.errors import ConfigError, DataError
 
 DatasetKind = Literal["sequences", "pairs"]
 
@@ -92,13 +90,13 @@ class _RaggedVectors:
     @classmethod
     def from_arrays(cls, rows: Sequence[np.ndarray], what: str) -> _RaggedVectors:
         if not len(rows):
-            raise ValueError(f"no {what} given: a dataset needs at least one row")
+            raise DataError(f"no {what} given: a dataset needs at least one row")
         arrays = [np.asarray(row) for row in rows]
         for i, array in enumerate(arrays):
             if array.ndim != 2 or array.shape[0] == 0:
-                raise ValueError(f"{what} row {i} has shape {array.shape}; expected (n_chunks >= 1, dim)")
+                raise DataError(f"{what} row {i} has shape {array.shape}; expected (n_chunks >= 1, dim)")
             if array.shape[1] != arrays[0].shape[1]:
-                raise ValueError(
+                raise DataError(
                     f"{what} row {i} has dimension {array.shape[1]}, row 0 has {arrays[0].shape[1]}"
                 )
         values = np.concatenate([a.astype(np.float32).ravel() for a in arrays])
@@ -108,9 +106,9 @@ class _RaggedVectors:
 
 def _float_values(array: pa.Array, where: str) -> np.ndarray:
     if not pa.types.is_floating(array.type):
-        raise ValueError(f"{where} holds {array.type} values; expected float16/float32/float64 vectors")
+        raise DataError(f"{where} holds {array.type} values; expected float16/float32/float64 vectors")
     if array.null_count:
-        raise ValueError(f"{where} contains nulls; every vector component must be a number")
+        raise DataError(f"{where} contains nulls; every vector component must be a number")
     return array.to_numpy(zero_copy_only=False)
 
 
@@ -119,7 +117,7 @@ def _ragged_from_column(
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Flat float values, row offsets (in vectors) and dimension of the vector column of one file."""
     if columns.vectors not in table.column_names:
-        raise ValueError(
+        raise DataError(
             f"{where} has no column {columns.vectors!r} (columns: {table.column_names}); "
             "see vbert.train.data.column_map for the expected schema"
         )
@@ -127,7 +125,7 @@ def _ragged_from_column(
     if not (
         pa.types.is_list(column.type) or pa.types.is_large_list(column.type)
     ) and not pa.types.is_fixed_size_list(column.type):
-        raise ValueError(
+        raise DataError(
             f"{where}: column {columns.vectors!r} has type {column.type}; expected a list of vectors"
         )
     inner = column.flatten()
@@ -138,7 +136,7 @@ def _ragged_from_column(
     ):
         dims = np.unique(pc.list_value_length(inner).to_numpy(zero_copy_only=False))
         if len(dims) != 1 or dims[0] == 0:
-            raise ValueError(
+            raise DataError(
                 f"{where}: vectors in column {columns.vectors!r} have lengths {dims.tolist()}; expected one"
             )
         dim = int(dims[0])
@@ -146,21 +144,21 @@ def _ragged_from_column(
         values = _float_values(inner.flatten(), where)
     else:
         if columns.length not in table.column_names:
-            raise ValueError(
+            raise DataError(
                 f"{where}: column {columns.vectors!r} is a flat float list, which needs a {columns.length!r} "
                 "column with the number of chunks per row"
             )
         lengths = table.column(columns.length).to_numpy().astype(np.int64)
         sizes = pc.list_value_length(column).to_numpy(zero_copy_only=False).astype(np.int64)
         if (lengths <= 0).any() or (sizes % lengths).any():
-            raise ValueError(f"{where}: row sizes are not a multiple of {columns.length!r}")
+            raise DataError(f"{where}: row sizes are not a multiple of {columns.length!r}")
         dims = np.unique(sizes // lengths)
         if len(dims) != 1:
-            raise ValueError(f"{where}: rows imply different vector dimensions {dims.tolist()}")
+            raise DataError(f"{where}: rows imply different vector dimensions {dims.tolist()}")
         dim = int(dims[0])
         values = _float_values(inner, where)
     if (lengths == 0).any():
-        raise ValueError(f"{where}: {int((lengths == 0).sum())} rows have no vectors; drop empty rows")
+        raise DataError(f"{where}: {int((lengths == 0).sum())} rows have no vectors; drop empty rows")
     offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
     return values, offsets, dim
 
@@ -245,7 +243,7 @@ class VectorSequenceDataset(torch.utils.data.Dataset):
             shards.append((values, offsets))
             dims.add(dim)
         if len(dims) != 1:
-            raise ValueError(f"{folder}: files have different vector dimensions {sorted(dims)}")
+            raise DataError(f"{folder}: files have different vector dimensions {sorted(dims)}")
         return cls(
             _RaggedVectors(shards, dims.pop()),
             _fingerprint_files(folder, files),
@@ -274,11 +272,9 @@ class PairDataset(torch.utils.data.Dataset):
         metadata: dict[str, Any] | None = None,
     ) -> None:
         if targets.ndim != 2 or targets.shape[0] != len(inputs):
-            raise ValueError(
-                f"targets have shape {targets.shape}; expected ({len(inputs)}, dim): one per row"
-            )
+            raise DataError(f"targets have shape {targets.shape}; expected ({len(inputs)}, dim): one per row")
         if targets.shape[1] != inputs.dim:
-            raise ValueError(f"targets have dimension {targets.shape[1]} but inputs have {inputs.dim}")
+            raise DataError(f"targets have dimension {targets.shape[1]} but inputs have {inputs.dim}")
         self.inputs = inputs
         self.targets = targets
         self.lengths = inputs.lengths
@@ -305,13 +301,13 @@ class PairDataset(torch.utils.data.Dataset):
             table = pq.read_table(file, memory_map=True)
             values, offsets, dim = _ragged_from_column(table, columns, str(file))
             if columns.target not in table.column_names:
-                raise ValueError(f"{file} has no column {columns.target!r} (columns: {table.column_names})")
+                raise DataError(f"{file} has no column {columns.target!r} (columns: {table.column_names})")
             target = _float_values(table.column(columns.target).combine_chunks().flatten(), str(file))
             shards.append((values, offsets))
             targets.append(np.asarray(target, dtype=np.float32).reshape(len(offsets) - 1, -1))
             dims.add(dim)
         if len(dims) != 1:
-            raise ValueError(f"{folder}: files have different vector dimensions {sorted(dims)}")
+            raise DataError(f"{folder}: files have different vector dimensions {sorted(dims)}")
         return cls(
             _RaggedVectors(shards, dims.pop()),
             np.concatenate(targets),
@@ -385,120 +381,5 @@ def open_dataset(spec: str, kind: DatasetKind, split: str = "train") -> Training
     else:
         dataset = PairDataset.from_parquet(spec)
     if dataset.kind != kind:
-        raise ValueError(f"{spec!r} is a {dataset.kind} dataset but this use needs {kind}")
+        raise ConfigError(f"{spec!r} is a {dataset.kind} dataset but this use needs {kind}")
     return dataset
-
-
-def truncate_lengths(lengths: np.ndarray, max_length: int | None) -> np.ndarray:
-    """Row lengths after cutting every sequence to its first ``max_length`` chunks."""
-    return lengths if max_length is None else np.minimum(lengths, max_length)
-
-
-def pad_batch(
-    items: Sequence[dict[str, np.ndarray]], max_length: int | None = None
-) -> dict[str, torch.Tensor]:
-    """Right-pad rows into ``inputs`` (B, N, d), ``attention_mask`` (B, N) and, for pairs, ``target``.
-
-    ``max_length`` keeps the first chunks of longer sequences (only for sequences: cutting
-    a pair's inputs would no longer match its target).
-    """
-    rows = [item["inputs"] if max_length is None else item["inputs"][:max_length] for item in items]
-    n = max(row.shape[0] for row in rows)
-    inputs = np.zeros((len(rows), n, rows[0].shape[1]), dtype=np.float32)
-    mask = np.zeros((len(rows), n), dtype=np.int64)
-    for i, row in enumerate(rows):
-        inputs[i, : row.shape[0]] = row
-        mask[i, : row.shape[0]] = 1
-    batch = {"inputs": torch.from_numpy(inputs), "attention_mask": torch.from_numpy(mask)}
-    if "target" in items[0]:
-        batch["target"] = torch.from_numpy(np.stack([item["target"] for item in items]).astype(np.float32))
-    return batch
-
-
-def bucketed_batches(
-    lengths: np.ndarray, batch_size: int, seed: int, epoch: int, bucket_batches: int = 50
-) -> list[np.ndarray]:
-    """One epoch's batches of row indices, grouped by length; a pure function of (seed, epoch).
-
-    Rows are shuffled, cut into buckets of ``bucket_batches * batch_size`` rows, each bucket
-    sorted by length and cut into batches (little padding), and the batches shuffled (no
-    length order across the epoch). The last batch may be smaller.
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    rng = np.random.default_rng([seed, epoch])
-    order = rng.permutation(len(lengths))
-    bucket = batch_size * bucket_batches
-    batches: list[np.ndarray] = []
-    for start in range(0, len(order), bucket):
-        rows = order[start : start + bucket]
-        rows = rows[np.argsort(-lengths[rows], kind="stable")]
-        batches.extend(rows[i : i + batch_size] for i in range(0, len(rows), batch_size))
-    return [batches[i] for i in rng.permutation(len(batches))]
-
-
-class BatchPlan:
-    """The endless, deterministic stream of one process's batches, addressed by position.
-
-    Position ``p`` (micro-batches already consumed by this process) maps to epoch
-    ``p // batches_per_epoch`` and to batch ``rank + world_size * (p % batches_per_epoch)``
-    of that epoch's :func:`bucketed_batches`; every process gets the same number of batches
-    per epoch (the few left over are dropped), so processes never wait on each other.
-    """
-
-    def __init__(
-        self, lengths: np.ndarray, batch_size: int, seed: int, rank: int = 0, world_size: int = 1
-    ) -> None:
-        self.lengths = lengths
-        self.batch_size = batch_size
-        self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
-        total = -(-len(lengths) // batch_size)
-        self.batches_per_epoch = total // world_size
-        if self.batches_per_epoch == 0:
-            raise ValueError(
-                f"{len(lengths)} rows make {total} batches of {batch_size}, fewer than the {world_size} processes: "
-                "use a smaller batch_size or more data"
-            )
-        self._epoch_cache: tuple[int, list[np.ndarray]] | None = None
-
-    def epoch_of(self, position: int) -> int:
-        return position // self.batches_per_epoch
-
-    def indices(self, position: int) -> np.ndarray:
-        """Row indices of the batch at ``position``."""
-        epoch = self.epoch_of(position)
-        if self._epoch_cache is None or self._epoch_cache[0] != epoch:
-            self._epoch_cache = (epoch, bucketed_batches(self.lengths, self.batch_size, self.seed, epoch))
-        return self._epoch_cache[1][self.rank + self.world_size * (position % self.batches_per_epoch)]
-
-
-class _PlannedBatches(torch.utils.data.Sampler[list[int]]):
-    def __init__(self, plan: BatchPlan, start: int, stop: int) -> None:
-        self.plan, self.start, self.stop = plan, start, stop
-
-    def __iter__(self):
-        for position in range(self.start, self.stop):
-            yield self.plan.indices(position).tolist()
-
-    def __len__(self) -> int:
-        return self.stop - self.start
-
-
-def batch_loader(
-    dataset: TrainingDataset,
-    plan: BatchPlan,
-    start: int,
-    stop: int,
-    max_length: int | None = None,
-    num_workers: int = 0,
-) -> torch.utils.data.DataLoader:
-    """A DataLoader over the planned batches ``start .. stop - 1`` (positions), padded per batch."""
-    return torch.utils.data.DataLoader(
-        dataset,
-        batch_sampler=_PlannedBatches(plan, start, stop),
-        collate_fn=functools.partial(pad_batch, max_length=max_length),
-        num_workers=num_workers,
-        generator=torch.Generator(),  # worker seeds must not draw from (and shift) the global generator
-    )

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from vbert.errors import ConfigError
 from vbert.finesse.metrics.rss import sample_gaps, sample_score
 from vbert.mergers import MeanPoolMerger, Merger
 
-from .data import PairDataset, TrainingDataset, open_dataset, pad_batch
+from .batches import pad_batch
+from .data import PairDataset, TrainingDataset, open_dataset
 from .recipe import ValidationOptions
 
 
@@ -47,7 +49,7 @@ def probe_samples(
 ) -> dict[int, list[np.ndarray]]:
     """For each length L, ``samples`` draws of L distinct pool indices (fixed by seed and L)."""
     if pool_size < max(lengths):
-        raise ValueError(
+        raise ConfigError(
             f"the probe set has {pool_size} articles but probe_lengths go up to {max(lengths)}: each chunk of a "
             "sample comes from a different article; add probe articles or lower probe_lengths"
         )

@@ -4,21 +4,43 @@ A recipe names the model, shared training settings, optional validation data and
 of stages. Stages run in order on the same weights; each has its own objective, data,
 PPE width, optimiser settings and length (steps or epochs). Unknown keys are errors, so
 a typo never silently falls back to a default. See ``docs/training.md`` for examples.
+
+Nothing here is a second copy: the ``model`` block's fields, types and defaults are
+:class:`SequenceMergerConfig`'s (and its checks run on them); a stage's objective names and
+option blocks come from :data:`vbert.train.objectives.OBJECTIVES`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import inspect
 import json
+import typing
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
-from .objectives import DistillKind
+from vbert.errors import ConfigError
+from vbert.model import SequenceMergerConfig
+from vbert.model.configuration_vbert import check_ppe_dim
 
-_ARCHITECTURE_FIELDS = (
+from .objectives.base import OBJECTIVES, ObjectiveOptions
+
+ARCHITECTURE_FIELDS = (
     "d_model",
     "num_layers",
     "num_heads",
@@ -30,78 +52,63 @@ _ARCHITECTURE_FIELDS = (
     "pe_base",
     "residual_to_mean",
 )
+"""The :class:`SequenceMergerConfig` settings a recipe's ``model`` block may set (types and defaults are the config's)."""
+
+# Recipes fingerprinted before objectives became a registry carried a (null) options block for each
+# of these two; the fingerprint keeps them so those runs still resume and their model cards stay true.
+_FINGERPRINT_OPTION_BLOCKS = ("vbert", "distill")
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ModelSpec(_Strict):
-    """The merger to train: a fresh architecture, or ``init_from`` an existing Hugging Face folder."""
-
+class _ModelSpec(_Strict):
     init_from: str | None = None
-    d_model: int = Field(384, ge=2)
-    num_layers: int = Field(4, ge=1)
-    num_heads: int = Field(6, ge=1)
-    ffn_dim: int = Field(1536, ge=1)
-    dropout: float = Field(0.1, ge=0.0, lt=1.0)
-    activation: Literal["gelu", "relu", "silu"] = "gelu"
-    position_mode: Literal["ppe", "additive", "none"] = "ppe"
-    ppe_dim: int = Field(16, ge=0)
-    pe_base: float = Field(10000.0, gt=0.0)
-    residual_to_mean: bool = True
 
     @model_validator(mode="after")
-    def _check(self) -> ModelSpec:
+    def _check(self) -> _ModelSpec:
         if self.init_from is not None:
-            clash = sorted(set(_ARCHITECTURE_FIELDS) & self.model_fields_set)
+            clash = sorted(set(ARCHITECTURE_FIELDS) & self.model_fields_set)
             if clash:
                 raise ValueError(
                     f"model.init_from loads the architecture from {self.init_from!r}; remove {clash} "
                     "(change the PPE width per stage with the stage's ppe_dim)"
                 )
             return self
-        if self.d_model % self.num_heads:
-            raise ValueError(f"d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})")
-        _check_ppe_dim(self.ppe_dim, self.d_model, "model.ppe_dim")
+        SequenceMergerConfig(**self.architecture())  # the config's own checks (heads divide d_model, ...)
         return self
 
     def architecture(self) -> dict[str, object]:
         """Keyword arguments for ``SequenceMergerConfig``."""
-        return {name: getattr(self, name) for name in _ARCHITECTURE_FIELDS}
+        return {name: getattr(self, name) for name in ARCHITECTURE_FIELDS}
 
 
-def _check_ppe_dim(ppe_dim: int, d_model: int, where: str) -> None:
-    if ppe_dim % 2 or ppe_dim > d_model // 2:
-        raise ValueError(
-            f"{where} must be an even number between 0 and d_model // 2 = {d_model // 2}, got {ppe_dim}"
-        )
+def _architecture_fields() -> dict[str, Any]:
+    hints = typing.get_type_hints(SequenceMergerConfig.__init__)
+    parameters = inspect.signature(SequenceMergerConfig.__init__).parameters
+    return {name: (hints[name], parameters[name].default) for name in ARCHITECTURE_FIELDS}
 
 
-class VBertOptions(_Strict):
-    """vBERT pre-training loss: ``mlm_weight * vMLM + nsp_weight * vNSP``."""
-
-    mlm_weight: float = Field(1.0, ge=0.0)
-    nsp_weight: float = Field(1.0, ge=0.0)
-    mask_ratio: float = Field(0.15, gt=0.0, lt=1.0)
-    detach_target: bool = True
-    representation: Literal["pooled", "cls"] = "pooled"
-
-
-class DistillOptions(_Strict):
-    """Distillation loss (see :func:`vbert.train.objectives.distill_loss`) and the contrastive term."""
-
-    loss: DistillKind = "cosine"
-    aux_weight: float = Field(1.0, ge=0.0)
-    contrastive_weight: float = Field(0.0, ge=0.0)
-    temperature: float = Field(0.05, gt=0.0)
+ModelSpec = create_model(
+    "ModelSpec",
+    __base__=_ModelSpec,
+    __doc__="The merger to train: a fresh architecture (SequenceMergerConfig's settings and defaults), "
+    "or ``init_from`` an existing Hugging Face folder.",
+    __module__=__name__,
+    **_architecture_fields(),
+)
 
 
 class Stage(_Strict):
-    """One training stage. Length: exactly one of ``steps`` (optimizer updates) or ``epochs``."""
+    """One training stage. Length: exactly one of ``steps`` (optimizer updates) or ``epochs``.
+
+    ``objective`` names an entry of :data:`OBJECTIVES`; its options are the block of the same
+    name (``distill: {loss: mse}``), defaults filled in, and are available as ``options``.
+    """
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    objective: Literal["vbert", "distill"]
+    objective: str
     data: str = Field(min_length=1, description="dataset folder, Parquet folder/file or a synthetic: spec")
     split: str = Field("train", description="split of a dataset folder with a manifest.json")
     ppe_dim: int | None = Field(
@@ -119,17 +126,42 @@ class Stage(_Strict):
     warmup_ratio: float | None = Field(None, ge=0.0, lt=1.0)
     min_lr_ratio: float = Field(0.0, ge=0.0, le=1.0)
     max_grad_norm: float | None = Field(1.0, gt=0.0)
-    max_length: int | None = Field(None, ge=2, description="vbert only: keep the first max_length chunks")
-    vbert: VBertOptions | None = None
-    distill: DistillOptions | None = None
+    max_length: int | None = Field(None, ge=2, description="keep the first max_length chunks of each row")
+    options: SerializeAsAny[ObjectiveOptions]
 
     @model_validator(mode="before")
     @classmethod
-    def _default_options(cls, data: object) -> object:
-        """Fill in the default loss options of the stage's objective."""
-        if isinstance(data, dict) and data.get("objective") in ("vbert", "distill"):
-            data = {data["objective"]: {}, **data}
+    def _options_block(cls, data: object) -> object:
+        """Move the block named after the objective to ``options``; refuse blocks of other objectives."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if "options" in data:
+            raise ValueError(
+                "write an objective's options as a block named after it, e.g. `distill: {loss: mse}`"
+            )
+        objective = data.get("objective")
+        for key in [key for key in data if key not in cls.model_fields]:
+            if key == objective:
+                data["options"] = data.pop(key)
+            elif isinstance(key, str) and key in OBJECTIVES:
+                raise ValueError(f"stage {data.get('name')!r}: a {key!r} block needs objective: {key}")
+        data.setdefault("options", {})
         return data
+
+    @field_validator("objective")
+    @classmethod
+    def _known_objective(cls, name: str) -> str:
+        OBJECTIVES.get(name)
+        return name
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _validate_options(cls, value: object, info: ValidationInfo) -> ObjectiveOptions:
+        if "objective" not in info.data:  # an unknown objective is reported already
+            return ObjectiveOptions()
+        options_class = OBJECTIVES.get(info.data["objective"]).Options
+        return value if isinstance(value, options_class) else options_class.model_validate(value or {})
 
     @model_validator(mode="after")
     def _check(self) -> Stage:
@@ -137,22 +169,15 @@ class Stage(_Strict):
             raise ValueError(f"stage {self.name!r}: give exactly one of steps or epochs")
         if self.warmup_steps is not None and self.warmup_ratio is not None:
             raise ValueError(f"stage {self.name!r}: give warmup_steps or warmup_ratio, not both")
-        if self.objective == "vbert":
-            if self.distill is not None:
-                raise ValueError(f"stage {self.name!r}: a 'distill' block needs objective: distill")
-            if self.batch_size < 2:
-                raise ValueError(
-                    f"stage {self.name!r}: vNSP takes false histories from other rows: batch_size >= 2"
-                )
-        else:
-            if self.vbert is not None:
-                raise ValueError(f"stage {self.name!r}: a 'vbert' block needs objective: vbert")
-            if self.max_length is not None:
-                raise ValueError(
-                    f"stage {self.name!r}: max_length would cut a pair's inputs so they no longer match its "
-                    "target; filter long pairs when building the dataset instead"
-                )
+        OBJECTIVES.get(self.objective).check_stage(self)
         return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        """Dump the options under the objective's name, as the recipe writes them."""
+        data = handler(self)
+        data[self.objective] = data.pop("options")
+        return data
 
     def warmup_for(self, total_steps: int) -> int:
         """Warm-up length in optimizer steps."""
@@ -230,16 +255,23 @@ class Recipe(_Strict):
                         f"stage {stage.name!r} sets ppe_dim {stage.ppe_dim} but position_mode is "
                         f"{self.model.position_mode!r}; PPE widths only apply to position_mode ppe"
                     )
-                _check_ppe_dim(stage.ppe_dim, self.model.d_model, f"stage {stage.name!r} ppe_dim")
+                try:
+                    check_ppe_dim(stage.ppe_dim, self.model.d_model)
+                except ValueError as err:
+                    raise ValueError(f"stage {stage.name!r}: {err}") from None
         return self
 
     def fingerprint(self) -> str:
         """Hash of the validated recipe (defaults filled in): equal recipes, equal runs."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        data = self.model_dump(mode="json")
+        for stage in data["stages"]:
+            for block in _FINGERPRINT_OPTION_BLOCKS:
+                stage.setdefault(block, None)
+        canonical = json.dumps(data, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-class RecipeError(ValueError):
+class RecipeError(ConfigError):
     """A recipe file that cannot be read or does not follow the schema."""
 
 
@@ -257,10 +289,18 @@ def parse_recipe(text: str, source: str = "<recipe>") -> Recipe:
         return Recipe.model_validate(raw)
     except ValidationError as err:
         problems = "\n".join(
-            f"  - {'.'.join(str(part) for part in error['loc']) or '(top level)'}: {error['msg']}"
-            for error in err.errors()
+            f"  - {_where(error['loc'], raw) or '(top level)'}: {error['msg']}" for error in err.errors()
         )
         raise RecipeError(f"{source} does not follow the recipe schema:\n{problems}") from err
+
+
+def _where(loc: tuple[Any, ...], raw: dict[str, Any]) -> str:
+    """``stages.0.options.loss`` → ``stages.0.distill.loss``: the key as the recipe writes it."""
+    parts = list(loc)
+    if len(parts) > 2 and parts[0] == "stages" and parts[2] == "options":
+        with contextlib.suppress(KeyError, IndexError, TypeError):
+            parts[2] = raw["stages"][parts[1]]["objective"]
+    return ".".join(str(part) for part in parts)
 
 
 def load_recipe(path: str | Path) -> Recipe:

@@ -20,6 +20,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 
+from vbert.errors import ConfigError
+
 from .data import PairDataset, TrainingDataset, VectorSequenceDataset
 
 DEFAULTS: dict[str, int] = {"n": 64, "dim": 32, "min_len": 4, "max_len": 24, "seed": 0}
@@ -30,19 +32,19 @@ def parse_spec(spec: str) -> tuple[str, dict[str, int]]:
     """Split ``synthetic:<kind>?k=v&...`` into the kind and its integer parameters (defaults filled in)."""
     parts = urlsplit(spec)
     if parts.scheme != "synthetic" or parts.path not in KINDS:
-        raise ValueError(
+        raise ConfigError(
             f"bad synthetic dataset {spec!r}: write synthetic:articles?... or synthetic:pairs?..."
         )
     params = dict(DEFAULTS)
     for key, value in parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query)):
         if key not in DEFAULTS:
-            raise ValueError(f"unknown parameter {key!r} in {spec!r}; known: {sorted(DEFAULTS)}")
+            raise ConfigError(f"unknown parameter {key!r} in {spec!r}; known: {sorted(DEFAULTS)}")
         try:
             params[key] = int(value)
         except ValueError as err:
-            raise ValueError(f"parameter {key}={value!r} in {spec!r} must be an integer") from err
+            raise ConfigError(f"parameter {key}={value!r} in {spec!r} must be an integer") from err
     if params["n"] < 1 or params["dim"] < 2 or not 1 <= params["min_len"] <= params["max_len"]:
-        raise ValueError(f"{spec!r} needs n >= 1, dim >= 2 and 1 <= min_len <= max_len")
+        raise ConfigError(f"{spec!r} needs n >= 1, dim >= 2 and 1 <= min_len <= max_len")
     return parts.path, params
 
 
