@@ -18,7 +18,7 @@ import torch
 
 from benchmarks.common import describe_merger, measure, random_merger, unit_vectors
 from benchmarks.context import Context
-from vbert.model import SequenceMergerConfig
+from vbert.model import SequenceMergerConfig, SequenceMergerForPreTraining
 
 WHAT = "samples/s of one optimiser step (forward + loss + backward + AdamW) per objective and model size"
 TINY_RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "tiny.yaml"
@@ -37,20 +37,20 @@ def tiny_config() -> tuple[SequenceMergerConfig, str]:
 
 
 def _steps(
-    objectives: ModuleType, heads_module: ModuleType, config: SequenceMergerConfig, batch: int, n_chunks: int
+    objectives: ModuleType, config: SequenceMergerConfig, batch: int, n_chunks: int
 ) -> tuple[dict[str, Callable[[object], None]], torch.nn.Module]:
     """One training-step function per objective, sharing a model, heads, optimiser and batch."""
     model = random_merger(config).train()
-    heads = heads_module.PretrainingHeads(config.d_model)
-    optimizer = torch.optim.AdamW([*model.parameters(), *heads.parameters()], lr=1e-4)
+    pretraining = SequenceMergerForPreTraining.from_merger(model).train()
+    optimizer = torch.optim.AdamW(pretraining.parameters(), lr=1e-4)
     lengths = np.random.default_rng(0).integers(max(2, n_chunks // 4), n_chunks + 1, size=batch)
     mask = torch.from_numpy((np.arange(n_chunks)[None, :] < lengths[:, None]).astype(np.int64))
     x = torch.from_numpy(unit_vectors((batch, n_chunks, config.d_model), seed=1)) * mask[..., None]
     target = torch.from_numpy(unit_vectors((batch, config.d_model), seed=2))
     generator = torch.Generator().manual_seed(0)
     losses = {
-        "vmlm": lambda: objectives.vmlm_loss(model, heads.mlm, x, mask, generator).loss,
-        "vnsp": lambda: objectives.vnsp_loss(model, heads.nsp, x, mask, generator).loss,
+        "vmlm": lambda: pretraining.vmlm(x, mask, generator).loss,
+        "vnsp": lambda: pretraining.vnsp(x, mask, generator).loss,
         "distill": lambda: objectives.distill_loss(model(x, attention_mask=mask).pooler_output, target),
     }
 
@@ -68,15 +68,10 @@ def _steps(
 def run(ctx: Context) -> dict[str, Any]:
     try:
         objectives = importlib.import_module("vbert.train.objectives")
-        heads_module = importlib.import_module("vbert.train.heads")
     except ImportError as err:
         return {"status": "not measured", "reason": f"the training code is not available: {err}"}
-    missing = [
-        f"objectives.{n}" for n in ("vmlm_loss", "vnsp_loss", "distill_loss") if not hasattr(objectives, n)
-    ]
-    missing += [] if hasattr(heads_module, "PretrainingHeads") else ["heads.PretrainingHeads"]
-    if missing:
-        return {"status": "not measured", "reason": f"vbert.train lacks {', '.join(missing)}"}
+    if not hasattr(objectives, "distill_loss"):
+        return {"status": "not measured", "reason": "vbert.train.objectives lacks distill_loss"}
     settings = ctx.settings
     tiny, tiny_source = tiny_config()
     known = {
@@ -89,7 +84,7 @@ def run(ctx: Context) -> dict[str, Any]:
     sizes = {size: known[size] for size in settings.train_sizes}
     rows, models = [], {}
     for size, (config, source) in sizes.items():
-        steps, model = _steps(objectives, heads_module, config, settings.train_batch, settings.train_chunks)
+        steps, model = _steps(objectives, config, settings.train_batch, settings.train_chunks)
         models[size] = {"source": source, **describe_merger(model)}
         for objective, step in steps.items():
             ctx.log(f"training: {size} model, {objective}")

@@ -125,28 +125,18 @@ def test_ppe_dim_is_a_runtime_setting():
             model.ppe_dim = bad
 
 
-def test_injection_replaces_chosen_positions_per_copy():
-    model = tiny(residual_to_mean=False)
-    x = unit(1, 5, D)
-    where = torch.tensor([[False, True, False, False, True]])
-    same = model(x, inject_mask=where, inject_copy1=x, inject_copy2=x).pooler_output
-    assert torch.allclose(same, model(x).pooler_output, atol=1e-6)
-    other = unit(1, 5, D)
-    only1 = model(x, inject_mask=where, inject_copy1=other, inject_copy2=x).pooler_output
-    only2 = model(x, inject_mask=where, inject_copy1=x, inject_copy2=other).pooler_output
-    assert (only1 - same).abs().max() > 1e-5 and (only2 - same).abs().max() > 1e-5
-    assert (only1 - only2).abs().max() > 1e-5
-    with pytest.raises(ValueError, match="inject_copy1"):
-        model(x, inject_mask=where, inject_copy1=other)
+def test_forward_takes_embeddings_and_mask_only():
+    with pytest.raises(TypeError, match="SequenceMergerForPreTraining"):
+        tiny()(unit(1, 3, D), mlm_mask=torch.zeros(1, 3, dtype=torch.bool))
 
 
-def test_mlm_mask_uses_the_learned_mask_vector():
+def test_forward_copies_with_equal_copies_is_forward():
     model = tiny(residual_to_mean=False)
-    x = unit(1, 4, D)
-    masked = torch.tensor([[False, True, False, False]])
-    y = x.clone()
-    y[0, 1] = model.mask_embedding.detach()
-    assert torch.allclose(model(x, mlm_mask=masked).pooler_output, model(y).pooler_output, atol=1e-6)
+    x = unit(2, 5, D)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    checked, long_mask = model.check_inputs(x, mask)
+    same = model.forward_copies(checked, checked, long_mask).pooler_output
+    assert torch.equal(same, model(x, attention_mask=mask).pooler_output)
 
 
 def test_save_load_round_trip(tmp_path):

@@ -7,16 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from vbert.train.data import (
-    BatchPlan,
-    ManifestDataset,
-    PairDataset,
-    VectorSequenceDataset,
-    batch_loader,
-    bucketed_batches,
-    open_dataset,
-    pad_batch,
-)
+from vbert.train.batches import BatchPlan, batch_loader, bucketed_batches, pad_batch
+from vbert.train.data import ManifestDataset, PairDataset, VectorSequenceDataset, open_dataset
 from vbert.train.synthetic import parse_spec, synthetic_dataset
 
 

@@ -1,4 +1,8 @@
-"""The training objectives: exact masking/splicing rules, and each loss solving a toy problem."""
+"""The training objectives: exact masking/splicing rules, and each loss solving a toy problem.
+
+vMLM and vNSP are SequenceMergerForPreTraining's (vbert.model); the objective classes of
+vbert.train.objectives connect them to the trainer.
+"""
 
 from __future__ import annotations
 
@@ -7,25 +11,31 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vbert.model import SequenceMergerConfig, SequenceMergerModel
-from vbert.train.data import pad_batch
-from vbert.train.heads import PretrainingHeads
+from vbert.model import (
+    SequenceMergerConfig,
+    SequenceMergerForPreTraining,
+    SequenceMergerModel,
+    sample_mlm_mask,
+    splice_false_histories,
+)
+from vbert.train.batches import pad_batch
 from vbert.train.objectives import (
     DistillObjective,
+    DistillOptions,
     VBertObjective,
+    VBertOptions,
     chunk_contrastive_loss,
     distill_loss,
-    sample_mlm_mask,
-    sequence_vector,
-    splice_false_histories,
-    vmlm_loss,
-    vnsp_loss,
 )
 
 
 def tiny_merger(d: int = 16, **overrides) -> SequenceMergerModel:
     config = dict(d_model=d, num_layers=2, num_heads=2, ffn_dim=32, ppe_dim=4, dropout=0.0) | overrides
     return SequenceMergerModel(SequenceMergerConfig(**config))
+
+
+def tiny_pretraining(d: int = 16, **overrides) -> SequenceMergerForPreTraining:
+    return SequenceMergerForPreTraining.from_merger(tiny_merger(d, **overrides))
 
 
 def mask_of(lengths: list[int], n: int | None = None) -> torch.Tensor:
@@ -71,44 +81,44 @@ def test_mlm_mask_is_reproducible_and_random():
         sample_mlm_mask(mask, torch.Generator(), 1.0)
 
 
-class Recorder(torch.nn.Module):
-    """Wraps the merger and records the keyword arguments of every forward pass."""
+class Recorder:
+    """Records the arguments and results of every merger pass of a pre-training model."""
 
-    def __init__(self, merger: SequenceMergerModel) -> None:
-        super().__init__()
-        self.merger = merger
+    def __init__(self, model: SequenceMergerForPreTraining) -> None:
         self.calls: list[dict] = []
+        encode = model.encode
 
-    def forward(self, x, attention_mask=None, **kwargs):
-        out = self.merger(x, attention_mask=attention_mask, **kwargs)
-        vectors = {"cls": out.last_hidden_state[:, 0], "pooled": out.pooler_output}
-        self.calls.append({"x": x, "attention_mask": attention_mask, **kwargs, **vectors})
-        return out
+        def recording(x, attention_mask=None, mlm_mask=None, injected=None):
+            out = encode(x, attention_mask, mlm_mask, injected)
+            vectors = {"cls": out.last_hidden_state[:, 0], "pooled": out.pooler_output}
+            self.calls.append({"x": x, "mlm_mask": mlm_mask, "injected": injected, **vectors})
+            return out
+
+        model.encode = recording
 
 
 @pytest.mark.parametrize("representation", ["pooled", "cls"])
 def test_vmlm_runs_the_three_passes_exactly(representation: str):
     torch.manual_seed(0)
-    merger = tiny_merger()
-    torch.nn.init.normal_(merger.pooler.weight, std=0.1)  # a trained-looking pooler, not the zero start
-    heads = PretrainingHeads(16)
+    model = tiny_pretraining()
+    torch.nn.init.normal_(model.merger.pooler.weight, std=0.1)  # a trained-looking pooler, not the zero start
     x = F.normalize(torch.randn(3, 8, 16), dim=-1)
     mask = mask_of([8, 5, 1], n=8)
     x = x * mask[..., None]
-    recorder = Recorder(merger)
+    recorder = Recorder(model)
     generator = torch.Generator().manual_seed(7)
-    out = vmlm_loss(
-        recorder, heads.mlm, x, mask, generator, detach_target=True, representation=representation
-    )
+    out = model.vmlm(x, mask, generator, detach_target=True, representation=representation)
 
     expected_mask = sample_mlm_mask(mask, torch.Generator().manual_seed(7))
     first, second, third = recorder.calls
-    assert torch.equal(first["mlm_mask"], expected_mask) and "inject_mask" not in first
-    assert "mlm_mask" not in second and "inject_mask" not in second
-    assert torch.equal(third["mlm_mask"], expected_mask) and torch.equal(third["inject_mask"], expected_mask)
-    hidden = merger(x, attention_mask=mask, mlm_mask=expected_mask).last_hidden_state
-    torch.testing.assert_close(third["inject_copy1"], heads.mlm(hidden[:, 1:9]))
-    torch.testing.assert_close(third["inject_copy2"], heads.mlm(hidden[:, 9:17]))
+    assert torch.equal(first["mlm_mask"], expected_mask) and first["injected"] is None
+    assert second["mlm_mask"] is None and second["injected"] is None
+    assert torch.equal(third["mlm_mask"], expected_mask)
+    hidden = model.merger.forward_copies(
+        *[torch.where(expected_mask[..., None], model.merger.mask_embedding, x)] * 2, mask
+    ).last_hidden_state
+    torch.testing.assert_close(third["injected"][0], model.heads.mlm(hidden[:, 1:9]))
+    torch.testing.assert_close(third["injected"][1], model.heads.mlm(hidden[:, 9:17]))
     # Loss: mean |CLS_guess - CLS_orig| over dims, averaged over rows with a masked position (not row 3).
     per_row = (third[representation] - second[representation]).abs().mean(dim=-1)
     torch.testing.assert_close(out.loss, per_row[:2].mean())
@@ -117,29 +127,30 @@ def test_vmlm_runs_the_three_passes_exactly(representation: str):
 
 
 def test_vmlm_target_keeps_its_gradient_when_not_detached():
-    merger = tiny_merger()
-    recorder = Recorder(merger)
+    model = tiny_pretraining()
+    recorder = Recorder(model)
     x = F.normalize(torch.randn(2, 6, 16), dim=-1)
-    vmlm_loss(recorder, PretrainingHeads(16).mlm, x, mask_of([6, 6]), torch.Generator(), detach_target=False)
+    model.vmlm(x, mask_of([6, 6]), torch.Generator(), detach_target=False)
     assert recorder.calls[1]["pooled"].requires_grad
 
 
 def test_sequence_vector_choices():
-    merger = tiny_merger()
+    model = tiny_pretraining()
     x = F.normalize(torch.randn(2, 6, 16), dim=-1)
-    out = merger(x, attention_mask=mask_of([6, 6]))
-    assert torch.equal(sequence_vector(merger, x, mask_of([6, 6]), "pooled"), out.pooler_output)
-    assert torch.equal(sequence_vector(merger, x, mask_of([6, 6]), "cls"), out.last_hidden_state[:, 0])
+    out = model.merger(x, attention_mask=mask_of([6, 6]))
+    assert torch.equal(model.sequence_vector(x, mask_of([6, 6]), "pooled"), out.pooler_output)
+    assert torch.equal(model.sequence_vector(x, mask_of([6, 6]), "cls"), out.last_hidden_state[:, 0])
     with pytest.raises(ValueError, match="unknown representation"):
-        sequence_vector(merger, x, mask_of([6, 6]), "mean")
+        model.sequence_vector(x, mask_of([6, 6]), "mean")
 
 
 def test_vmlm_single_copy_modes_share_the_prediction():
-    merger = tiny_merger(position_mode="additive")
-    recorder = Recorder(merger)
+    model = tiny_pretraining(position_mode="additive")
+    recorder = Recorder(model)
     x = F.normalize(torch.randn(2, 6, 16), dim=-1)
-    vmlm_loss(recorder, PretrainingHeads(16).mlm, x, mask_of([6, 6]), torch.Generator())
-    assert torch.equal(recorder.calls[2]["inject_copy1"], recorder.calls[2]["inject_copy2"])
+    model.vmlm(x, mask_of([6, 6]), torch.Generator())
+    injected = recorder.calls[2]["injected"]
+    assert torch.equal(injected[0], injected[1])
 
 
 @pytest.mark.parametrize(
@@ -150,13 +161,13 @@ def test_vmlm_loss_decreases_when_masked_chunks_are_predictable(representation: 
     rng = np.random.default_rng(0)
     held_out = pad_batch([{"inputs": a} for a in topic_articles(np.random.default_rng(9), 64, noise=0.05)])
     torch.manual_seed(0)
-    merger, heads = tiny_merger(), PretrainingHeads(16)
-    optimizer = torch.optim.AdamW([*merger.parameters(), *heads.parameters()], lr=3e-3)
+    model = tiny_pretraining()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
 
     def held_out_loss():
         generator = torch.Generator().manual_seed(123)
-        out = vmlm_loss(
-            merger, heads.mlm, held_out["inputs"], held_out["attention_mask"], generator, 0.15, detach_target
+        out = model.vmlm(
+            held_out["inputs"], held_out["attention_mask"], generator, 0.15, detach_target, representation
         )
         return out.loss.item(), out.cls_std
 
@@ -164,8 +175,8 @@ def test_vmlm_loss_decreases_when_masked_chunks_are_predictable(representation: 
     for step in range(40):
         batch = pad_batch([{"inputs": a} for a in topic_articles(rng, 16, noise=0.05)])
         generator = torch.Generator().manual_seed(step)
-        out = vmlm_loss(
-            merger, heads.mlm, batch["inputs"], batch["attention_mask"], generator, 0.15, detach_target
+        out = model.vmlm(
+            batch["inputs"], batch["attention_mask"], generator, 0.15, detach_target, representation
         )
         out.loss.backward()
         optimizer.step()
@@ -233,24 +244,20 @@ def test_splice_needs_a_second_sequence():
 def test_vnsp_separates_spliced_from_real_sequences():
     rng = np.random.default_rng(0)
     torch.manual_seed(0)
-    merger, heads = tiny_merger(), PretrainingHeads(16)
-    optimizer = torch.optim.AdamW([*merger.parameters(), *heads.parameters()], lr=1e-2)
+    model = tiny_pretraining()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     losses = []
     for step in range(150):
         batch = pad_batch([{"inputs": a} for a in topic_articles(rng, 32)])
-        out = vnsp_loss(
-            merger, heads.nsp, batch["inputs"], batch["attention_mask"], torch.Generator().manual_seed(step)
-        )
+        out = model.vnsp(batch["inputs"], batch["attention_mask"], torch.Generator().manual_seed(step))
         out.loss.backward()
         optimizer.step()
         optimizer.zero_grad()
         losses.append(out.loss.item())
-    merger.eval()
+    model.eval()
     held_out = pad_batch([{"inputs": a} for a in topic_articles(np.random.default_rng(99), 256)])
     with torch.no_grad():
-        result = vnsp_loss(
-            merger, heads.nsp, held_out["inputs"], held_out["attention_mask"], torch.Generator()
-        )
+        result = model.vnsp(held_out["inputs"], held_out["attention_mask"], torch.Generator())
     assert result.labels.float().mean() == 0.5
     assert result.accuracy > 0.75
     assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 0.15
@@ -328,10 +335,14 @@ def test_objective_modules_return_loss_and_metrics():
     merger = tiny_merger()
     x = F.normalize(torch.randn(4, 6, 16), dim=-1)
     mask = mask_of([6, 5, 4, 3], 6)
-    out = VBertObjective(merger, PretrainingHeads(16), mlm_weight=1.0, nsp_weight=0.5)(x, mask, seed=1)
+    extras = VBertObjective.build_extras(merger)
+    out = VBertObjective(merger, VBertOptions(nsp_weight=0.5), extras)(x, mask, seed=1)
     assert out["loss"].item() == pytest.approx((out["vmlm"] + 0.5 * out["vnsp"]).item(), rel=1e-6)
     assert set(out) == {"loss", "vmlm", "vnsp", "vnsp_acc", "cls_std"}
+    assert [id(p) for p in VBertObjective(merger, VBertOptions(), extras).parameters()] == [
+        id(p) for p in [*merger.parameters(), *extras.heads.parameters()]
+    ], "the optimizer sees the merger first, then the heads (checkpoints depend on that order)"
     target = F.normalize(torch.randn(4, 16), dim=-1)
-    out = DistillObjective(merger, contrastive_weight=0.1)(x, mask, target, seed=1)
+    out = DistillObjective(merger, DistillOptions(contrastive_weight=0.1))(x, mask, target, seed=1)
     assert set(out) == {"loss", "distill", "contrastive", "train_cos"}
     assert out["loss"].item() == pytest.approx((out["distill"] + 0.1 * out["contrastive"]).item(), rel=1e-6)

@@ -6,7 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from vbert.train.recipe import RecipeError, load_recipe, parse_recipe
+from vbert.errors import ConfigError
+from vbert.model import SequenceMergerConfig
+from vbert.train.objectives import DistillOptions, VBertOptions
+from vbert.train.recipe import ARCHITECTURE_FIELDS, ModelSpec, Recipe, RecipeError, load_recipe, parse_recipe
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 MINIMAL = """
@@ -92,10 +95,13 @@ def test_tiny_recipe_runs_every_objective_on_synthetic_data():
 def test_defaults_are_filled_per_objective():
     recipe = parse_recipe(MINIMAL)
     stage = recipe.stages[0]
-    assert stage.distill.loss == "cosine" and stage.vbert is None
+    assert isinstance(stage.options, DistillOptions) and stage.options.loss == "cosine"
     vbert = parse_recipe(MINIMAL.replace("objective: distill", "objective: vbert")).stages[0]
+    assert isinstance(vbert.options, VBertOptions)
+    assert vbert.options.detach_target is True and vbert.options.representation == "pooled"
+    dumped = vbert.model_dump(mode="json")
     assert (
-        vbert.vbert.detach_target is True and vbert.vbert.representation == "pooled" and vbert.distill is None
+        dumped["vbert"] == vbert.options.model_dump() and "options" not in dumped and "distill" not in dumped
     )
     assert recipe.fingerprint() == parse_recipe(MINIMAL + "\n").fingerprint()
     assert recipe.fingerprint() != parse_recipe(MINIMAL.replace("steps: 3", "steps: 4")).fingerprint()
@@ -123,6 +129,27 @@ def test_defaults_are_filled_per_objective():
         ),
         (recipe_with(", steps: 3", model="{init_from: some/folder, d_model: 16}"), r"remove \['d_model'\]"),
         (recipe_with(", steps: 3", model="{d_model: 16, num_heads: 3}"), "divisible by num_heads"),
+        (
+            recipe_with(", steps: 3", model="{d_model: 16, num_heads: 2, ppe_dim: 10}"),
+            "ppe_dim must be an even",
+        ),
+        (
+            recipe_with(", steps: 3", model="{d_model: 16, num_heads: 2, dropout: 1.5}"),
+            r"dropout must be in \[0, 1\)",
+        ),
+        (
+            recipe_with(", steps: 3", model="{d_model: 16, num_heads: 2, position_mode: rope}"),
+            r"model\.position_mode",
+        ),
+        (
+            recipe_with(", steps: 3, objective: contrastive"),
+            r"unknown objective 'contrastive'; known: .*distill",
+        ),
+        (
+            recipe_with(", steps: 3, distill: {lost: mse}"),
+            r"stages\.0\.distill\.lost: Extra inputs are not permitted",
+        ),
+        (recipe_with(", steps: 3, options: {loss: mse}"), "a block named after it"),
         ("name: t\nstages: []\n", "at least 1 item"),
         ("- just a list\n", "must hold a mapping"),
         ("name: [unclosed\n", "not valid YAML"),
@@ -143,6 +170,31 @@ def test_vbert_stage_needs_two_sequences_and_unique_names():
     doubled = MINIMAL + "  - {name: a, objective: distill, data: x, lr: 1.0e-3, batch_size: 4, steps: 3}\n"
     with pytest.raises(RecipeError, match=r"repeated: \['a'\]"):
         parse_recipe(doubled)
+
+
+def test_model_settings_are_the_configs():
+    """The model block's defaults are SequenceMergerConfig's, not a copy."""
+    config = SequenceMergerConfig()
+    assert ModelSpec().architecture() == {name: getattr(config, name) for name in ARCHITECTURE_FIELDS}
+    assert set(ModelSpec.model_fields) == {"init_from", *ARCHITECTURE_FIELDS}
+
+
+def test_recipe_fingerprints_are_those_of_the_shipped_runs():
+    """Recipes hash as they did when the shipped model was trained (its card records the fingerprint)."""
+    card = (RECIPES.parent / "src" / "vbert" / "pretrained" / "default-merger" / "README.md").read_text()
+    assert "Recipe `distill-10to1` (fingerprint `c1c44c29d82441d3`)" in card
+    assert load_recipe(RECIPES / "distill-10to1.yaml").fingerprint() == "c1c44c29d82441d3"
+    assert load_recipe(RECIPES / "rocket.yaml").fingerprint() == "d379346d2a8abcad"
+    assert load_recipe(RECIPES / "tiny.yaml").fingerprint() == "a4aee59ba8a077b4"
+
+
+def test_a_dumped_recipe_validates_to_the_same_recipe():
+    recipe = load_recipe(RECIPES / "rocket.yaml")
+    assert Recipe.model_validate(recipe.model_dump(mode="json")) == recipe
+
+
+def test_recipe_errors_are_config_errors():
+    assert issubclass(RecipeError, ConfigError)
 
 
 def test_missing_recipe_file(tmp_path):

@@ -17,10 +17,12 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from vbert.cli.train import app
+from vbert.files import normal_dir_mode, normal_file_mode
 from vbert.model import SequenceMergerModel
 from vbert.train import checkpoint as ckpt
 from vbert.train.recipe import parse_recipe
-from vbert.train.trainer import RunFolderError, train
+from vbert.train.run_folder import RunFolderError
+from vbert.train.trainer import train
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "recipes" / "tiny.yaml"
@@ -145,7 +147,7 @@ def test_run_folder_rules(tmp_path):
     assert result.exit_code == 2 and "does not exist" in result.output
 
 
-def test_steps_epochs_and_gradient_accumulation(tmp_path):
+def test_steps_epochs_gradient_accumulation_and_file_modes(tmp_path):
     output = tmp_path / "run"
     train(parse_recipe(small_recipe()), output, progress=False)
     state = ckpt.read_json(ckpt.latest_checkpoint(output) / ckpt.STATE_FILE)
@@ -156,6 +158,14 @@ def test_steps_epochs_and_gradient_accumulation(tmp_path):
     assert summaries["fit"]["samples"] == 32 and summaries["fit"]["epochs"] == 1.0
     steps = [r["step"] for r in records(output, "train") if r["stage"] == "fit"]
     assert steps == [1, 2]
+
+    # save_pretrained writes weights 0600; everything the run folder holds must be 0644 / 0755.
+    weights = list(output.rglob("model.safetensors"))
+    assert {p.parent.name for p in weights} >= {"model", "01-pre", "02-fit"}
+    assert any(ckpt.CHECKPOINTS_DIR in p.parts for p in weights)
+    for path in [output, *output.rglob("*")]:
+        mode = path.stat().st_mode & 0o777
+        assert mode == (normal_dir_mode() if path.is_dir() else normal_file_mode()), (path, oct(mode))
 
 
 def test_training_on_built_dataset_folders(tmp_path):

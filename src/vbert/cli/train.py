@@ -15,6 +15,8 @@ from typing import Annotated
 
 import typer
 
+from vbert.cli.errors import fail, reported
+
 
 def train_command(
     recipe: Annotated[Path, typer.Option("--recipe", "-r", help="Recipe YAML file (see recipes/).")],
@@ -30,33 +32,26 @@ def train_command(
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
 ) -> None:
     """Train a merger with a recipe of stages. Re-running the same command continues an interrupted run."""
-    from vbert.train import RecipeError, RunFolderError, TrainingInterrupted, load_recipe, train
+    from vbert.train import TrainingInterrupted, load_recipe, train
 
     if resume and overwrite:
-        _fail("--resume and --overwrite contradict each other; choose one")
+        fail("--resume and --overwrite contradict each other; choose one")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        parsed = load_recipe(recipe)
-        final = train(
-            parsed,
-            output,
-            resume=resume,
-            overwrite=overwrite,
-            recipe_text=recipe.read_text(encoding="utf-8"),
-            progress=progress,
-        )
-    except (RecipeError, RunFolderError, FileNotFoundError, ValueError) as err:
-        _fail(str(err))
-    except TrainingInterrupted as interrupted:
-        typer.secho(str(interrupted), fg=typer.colors.YELLOW, err=True)
-        raise typer.Exit(code=130) from None
+    with reported(FileNotFoundError, ValueError):
+        try:
+            final = train(
+                load_recipe(recipe),
+                output,
+                resume=resume,
+                overwrite=overwrite,
+                recipe_text=recipe.read_text(encoding="utf-8"),
+                progress=progress,
+            )
+        except TrainingInterrupted as interrupted:  # not a failure: the same command continues
+            typer.secho(str(interrupted), fg=typer.colors.YELLOW, err=True)
+            raise typer.Exit(code=interrupted.exit_code) from None
     if os.environ.get("RANK", "0") == "0":  # one line, not one per process
         typer.echo(f"final model: {final}")
-
-
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
 
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
