@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from toy_objective import FirstChunkObjective, FirstChunkOptions
+from toy_objective import TargetNormObjective, TargetNormOptions
 
 from vbert.train.objectives import OBJECTIVES, DistillObjective, VBertObjective
 from vbert.train.recipe import RecipeError, parse_recipe
@@ -17,12 +17,12 @@ seed: 1
 model: {d_model: 16, num_layers: 1, num_heads: 2, ffn_dim: 32, ppe_dim: 4, dropout: 0.0}
 training: {checkpoint_every: 5, log_every: 1, deterministic: true}
 stages:
-  - {name: first, objective: OBJECTIVE, data: 'synthetic:articles?n=32&dim=16&max_len=8&seed=4',
-     lr: 3.0e-3, batch_size: 8, steps: 10, OPTIONS}
+  - {name: toy, objective: OBJECTIVE, data: 'synthetic:articles?n=32&dim=16&max_len=8&seed=4',
+     lr: 1.0e-2, batch_size: 8, steps: 10, OPTIONS}
 """
 
 
-def toy_recipe(objective: str = "first-chunk", options: str = "first-chunk: {weight: 2.0}") -> str:
+def toy_recipe(objective: str = "target-norm", options: str = "target-norm: {norm: 2.0}") -> str:
     return TOY_RECIPE.replace("OBJECTIVE", f"'{objective}'").replace("OPTIONS", options)
 
 
@@ -33,31 +33,33 @@ def test_builtin_objectives_are_registered():
 
 
 def test_a_new_objective_is_one_file_and_its_registration(tmp_path):
-    assert OBJECTIVES.get("first-chunk") is FirstChunkObjective
+    assert OBJECTIVES.get("target-norm") is TargetNormObjective
     recipe = parse_recipe(toy_recipe())
-    assert recipe.stages[0].options == FirstChunkOptions(weight=2.0)
+    assert recipe.stages[0].options == TargetNormOptions(norm=2.0)
 
     output = train(recipe, tmp_path / "run", progress=False)
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [row["step"] for row in rows] == list(range(1, 11))
-    for row in rows:  # the options reach the loss
-        assert row["loss"] == pytest.approx(2.0 * (1.0 - row["first_cos"]), rel=1e-5)
-    assert rows[-1]["first_cos"] > rows[0]["first_cos"] + 0.05, "the toy objective trains the merger"
-    assert "| 1 | first | first-chunk |" in (output / "README.md").read_text()
+    first, last = rows[0], rows[-1]
+    assert first["loss"] >= (2.0 - first["norm"]) ** 2, (
+        "the option reaches the loss (Jensen: mean of squares)"
+    )
+    assert abs(last["norm"] - 2.0) < 0.5 * abs(first["norm"] - 2.0), "the toy objective trains the merger"
+    assert "| 1 | toy | target-norm |" in (output / "README.md").read_text()
 
 
 def test_a_new_objectives_options_are_checked():
-    with pytest.raises(RecipeError, match=r"stages\.0\.first-chunk\.wieght: Extra inputs are not permitted"):
-        parse_recipe(toy_recipe(options="first-chunk: {wieght: 2.0}"))
-    with pytest.raises(RecipeError, match=r"stages\.0\.first-chunk\.weight: Input should be greater than 0"):
-        parse_recipe(toy_recipe(options="first-chunk: {weight: 0}"))
+    with pytest.raises(RecipeError, match=r"stages\.0\.target-norm\.nrom: Extra inputs are not permitted"):
+        parse_recipe(toy_recipe(options="target-norm: {nrom: 2.0}"))
+    with pytest.raises(RecipeError, match=r"stages\.0\.target-norm\.norm: Input should be greater than 0"):
+        parse_recipe(toy_recipe(options="target-norm: {norm: 0}"))
     with pytest.raises(RecipeError, match="a 'distill' block needs objective: distill"):
         parse_recipe(toy_recipe(options="distill: {loss: mse}"))
 
 
 def test_an_objective_by_module_spec_needs_no_registration():
-    spec = "toy_objective:FirstChunkObjective"
-    recipe = parse_recipe(toy_recipe(spec, options=f"'{spec}': {{weight: 0.5}}"))
-    assert recipe.stages[0].options == FirstChunkOptions(weight=0.5)
+    spec = "toy_objective:TargetNormObjective"
+    recipe = parse_recipe(toy_recipe(spec, options=f"'{spec}': {{norm: 0.5}}"))
+    assert recipe.stages[0].options == TargetNormOptions(norm=0.5)
     with pytest.raises(RecipeError, match="has no attribute 'Missing'"):
         parse_recipe(toy_recipe("toy_objective:Missing", options="split: train"))
