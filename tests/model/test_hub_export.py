@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from vbert.files import normal_dir_mode, normal_file_mode
 from vbert.model import SequenceMergerConfig, SequenceMergerModel
 from vbert.model.hub import export_hub
 
@@ -57,6 +58,8 @@ def test_export_loads_without_vbert_and_gives_identical_outputs(tmp_path):
     assert {"modeling_vbert.py", "configuration_vbert.py", "model.safetensors"} <= {
         p.name for p in folder.iterdir()
     }
+    assert folder.stat().st_mode & 0o777 == normal_dir_mode()
+    assert {p.stat().st_mode & 0o777 for p in folder.iterdir()} == {normal_file_mode()}
 
     x = torch.nn.functional.normalize(torch.randn(2, 4, 32), dim=-1)
     np.save(tmp_path / "x.npy", x.numpy())

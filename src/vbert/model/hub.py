@@ -19,7 +19,8 @@ def export_hub(model: SequenceMergerModel, destination: str | Path) -> Path:
     The folder holds safetensors weights, ``config.json`` with an ``auto_map``, and the two
     modeling files, so ``AutoModel.from_pretrained(folder, trust_remote_code=True)`` works in
     an environment where ``vbert`` is not installed. Where ``vbert`` is imported, its registered
-    classes are used instead and no remote code is run. The folder is written atomically.
+    classes are used instead and no remote code is run. The folder is written atomically, with
+    the modes the umask gives new files and folders.
     """
     destination = Path(destination)
     if destination.exists() and any(destination.iterdir()):
@@ -40,6 +41,7 @@ def export_hub(model: SequenceMergerModel, destination: str | Path) -> Path:
             "AutoModel": "modeling_vbert.SequenceMergerModel",
         }
         config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        _normal_modes(staging)
         if destination.exists():
             destination.rmdir()
         os.replace(staging, destination)
@@ -47,3 +49,13 @@ def export_hub(model: SequenceMergerModel, destination: str | Path) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return destination
+
+
+def _normal_modes(folder: Path) -> None:
+    """0755/0644 under the usual umask (mkdtemp and save_pretrained leave 0700/0600). The model package
+    cannot use ``vbert.files.fix_permissions``: it imports nothing else of vbert."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(folder, 0o777 & ~umask)
+    for path in folder.iterdir():
+        os.chmod(path, 0o666 & ~umask)
