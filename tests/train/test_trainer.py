@@ -17,11 +17,13 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from vbert.cli.train import app
+from vbert.errors import ConfigError, ResourceError
 from vbert.files import normal_dir_mode, normal_file_mode
 from vbert.model import SequenceMergerModel
 from vbert.train import checkpoint as ckpt
 from vbert.train.recipe import parse_recipe
 from vbert.train.run_folder import RunFolderError
+from vbert.train.signals import TrainingInterrupted
 from vbert.train.trainer import train
 
 REPO = Path(__file__).resolve().parents[2]
@@ -123,6 +125,12 @@ def test_tiny_recipe_through_the_cli(tmp_path):
     again = CliRunner().invoke(app, ["--recipe", str(TINY), "--output", str(output), "--no-progress"])
     assert again.exit_code == 0, again.output
     assert (model_dir / "model.safetensors").stat().st_mtime_ns == stamp, "a finished run is left as it is"
+
+
+def test_training_errors_are_vbert_errors():
+    assert issubclass(RunFolderError, ConfigError)
+    interrupted = TrainingInterrupted(Path("runs/x/checkpoints/stage00-step00000002"))
+    assert isinstance(interrupted, ResourceError) and interrupted.exit_code == 130
 
 
 def test_run_folder_rules(tmp_path):
