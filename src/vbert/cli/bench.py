@@ -9,17 +9,16 @@ The lead's ``vbert/cli/main.py`` mounts them::
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
-
-def _fail(message: str) -> NoReturn:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
+from vbert.cli.errors import fail, reported
+from vbert.cli.mergers import load_checked_merger
 
 
 def _checkout_roots() -> list[Path]:
@@ -32,16 +31,38 @@ def _checkout_roots() -> list[Path]:
 
 
 def _benchmark_suite() -> ModuleType:
-    """``benchmarks.suite`` from a source checkout (the suite is not part of the installed package)."""
+    """``benchmarks.suite`` from a source checkout (the suite is not part of the installed package).
+
+    The checkout's ``benchmarks`` package is imported from its folder without adding the checkout
+    to ``sys.path``, so nothing else in the checkout can shadow an installed module.
+    """
     for root in _checkout_roots():
         if (root / "benchmarks" / "suite.py").is_file():
-            if str(root) not in sys.path:
-                sys.path.insert(0, str(root))
+            _import_package(root / "benchmarks")
             return importlib.import_module("benchmarks.suite")
-    _fail(
+    fail(
         "the benchmark suite lives in the benchmarks/ folder of a vbert source checkout, and none was found "
         "here or above; run `vbert bench` inside a checkout (or `python -m benchmarks` there)"
     )
+
+
+def _import_package(folder: Path) -> None:
+    loaded = sys.modules.get(folder.name)
+    if loaded is not None:
+        if Path(loaded.__file__ or "").resolve().parent != folder.resolve():
+            fail(f"another '{folder.name}' package is already imported ({loaded.__file__})")
+        return
+    spec = importlib.util.spec_from_file_location(
+        folder.name, folder / "__init__.py", submodule_search_locations=[str(folder)]
+    )
+    assert spec is not None and spec.loader is not None  # a file location always has a loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[folder.name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[folder.name]
+        raise
 
 
 def bench(
@@ -81,19 +102,14 @@ def export_onnx(
     ] = True,
 ) -> None:
     """Export a merger to ONNX (dynamic batch and chunk axes) for onnxruntime."""
-    from vbert import load_merger
     from vbert.model import SequenceMergerModel
     from vbert.onnx_export import export_onnx as export
 
-    try:
-        model = load_merger(source)
-    except (FileNotFoundError, ValueError, OSError) as err:
-        _fail(str(err))
+    with reported():
+        model = load_checked_merger(source)
     if not isinstance(model, SequenceMergerModel):
-        _fail(f"{source} is a training-free baseline; only trained mergers can be exported")
-    try:
+        fail(f"{source} is a training-free baseline; only trained mergers can be exported")
+    with reported(ImportError, ValueError, TypeError, RuntimeError):
         difference = export(model, destination, opset=opset, verify=verify)
-    except (ImportError, ValueError, TypeError, RuntimeError) as err:
-        _fail(str(err))
     parity = "" if difference is None else f"; max abs difference from PyTorch {difference:.1e}"
     typer.echo(f"exported {source} to {destination} (opset {opset}{parity})")

@@ -12,6 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
+from vbert.cli.errors import fail
+
 app = typer.Typer(
     name="corpus",
     help="Fetch article corpora and show their statistics.",
@@ -30,11 +32,6 @@ LangsOpt = Annotated[
         "--langs", help="Languages, comma-separated or repeated (e.g. de,ko,zh-CN); 'all' for every one."
     ),
 ]
-
-
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
 
 
 def _split_values(values: list[str] | None) -> list[str] | None:
@@ -80,7 +77,7 @@ def fetch(
     from vbert.data.corpora.debian import fetch_debian
 
     if source != "debian":
-        _fail(
+        fail(
             f"cannot fetch {source!r}: only 'debian' is fetched ahead of use; 'wikipedia' streams from the "
             "Hugging Face hub when read, and 'files' reads your own folder"
         )
@@ -100,7 +97,7 @@ def fetch(
             log=tqdm.write,
         )
     except (DebianFetchError, ValueError) as err:
-        _fail(str(err))
+        fail(str(err))
     downloaded = sum(p.deb_bytes for p in report.packages if p.downloaded)
     typer.echo(
         f"{report.manifest['documents']} documents from {len(report.packages)} packages "
@@ -151,7 +148,7 @@ def stats(
             articles = (a for a in load_corpus(corpus) if wanted is None or a.lang in wanted)
             table = corpus_stats(bar(articles), counter, min_tokens)
     except (FileNotFoundError, ValueError, CorpusIntegrityError) as err:
-        _fail(str(err))
+        fail(str(err))
     if json_output:
         typer.echo(json.dumps(table, indent=2, ensure_ascii=False))
     else:
@@ -165,15 +162,15 @@ def _token_counter(tokenizer: Path | None, embedder: str) -> Any:
         try:
             return TokenizerCounter(tokenizer)
         except FileNotFoundError as err:
-            _fail(str(err))
+            fail(str(err))
         except Exception as err:  # the Rust tokenizers library raises a bare Exception on a bad file
-            _fail(f"cannot load the tokenizer {tokenizer}: {err}")
+            fail(f"cannot load the tokenizer {tokenizer}: {err}")
     try:
         from vbert.embedders import load_embedder
 
         return load_embedder(embedder)
     except (ImportError, OSError, ValueError, RuntimeError) as err:
-        _fail(
+        fail(
             f"cannot load the embedder {embedder!r} to count tokens ({err}); pass --tokenizer path/to/tokenizer.json"
         )
 

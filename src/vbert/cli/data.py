@@ -17,6 +17,8 @@ from typing import Annotated, Any
 
 import typer
 
+from vbert.cli.errors import fail
+
 app = typer.Typer(
     name="data",
     help="Build training datasets from a corpus with the base embedder, and validate them.",
@@ -62,11 +64,6 @@ OverwriteOpt = Annotated[
 ]
 
 
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
-
-
 def _listed(value: str | None) -> list[str] | None:
     if value is None:
         return None
@@ -93,7 +90,7 @@ def _corpus_factory(
         options = {"langs": wanted or ["en"], "limit": per_lang}
     elif corpus == "files":
         if corpus_dir is None:
-            _fail("--corpus files needs --corpus-dir: a folder of .txt/.md files or a JSONL file")
+            fail("--corpus files needs --corpus-dir: a folder of .txt/.md files or a JSONL file")
         options = {"path": corpus_dir}
     elif wanted is not None:
         options = {"langs": wanted}
@@ -137,7 +134,7 @@ def _load_embedder(name: str, device: str | None) -> Any:
     try:
         return load_embedder(name, **({"device": device} if device else {}))
     except (OSError, ValueError, RuntimeError) as err:
-        _fail(f"cannot load the embedder {name!r}: {err}")
+        fail(f"cannot load the embedder {name!r}: {err}")
 
 
 def _options(
@@ -157,7 +154,7 @@ def _options(
         try:
             fractions = normalize_fractions([float(x) for x in splits.split(",")])
         except ValueError as err:
-            _fail(f"--splits {splits!r}: {err}")
+            fail(f"--splits {splits!r}: {err}")
         rule = lambda article: split_of(article, seed, fractions)  # noqa: E731
         spec = f"vbert.data.splits.split_of(seed={seed}, fractions={fractions}) by translation group"
     try:
@@ -172,7 +169,7 @@ def _options(
             corpus=corpus,
         )
     except ValueError as err:
-        _fail(str(err))
+        fail(str(err))
 
 
 def _run(build: Callable[[], Any]) -> None:
@@ -191,7 +188,7 @@ def _run(build: Callable[[], Any]) -> None:
         ValueError,
         TypeError,
     ) as err:
-        _fail(str(err))
+        fail(str(err))
     rank = os.environ.get("RANK", "0")
     summary = f"built {len(result.built)} shard(s), reused {len(result.reused)} in {result.seconds:.0f}s"
     summary += f" ({result.embed_seconds:.0f}s embedding {result.texts_embedded} texts)"
@@ -327,7 +324,7 @@ def validate(
     try:
         report = validate_dataset(folder, checksums=checksums, strict=False)
     except DatasetValidationError as err:
-        _fail(str(err))
+        fail(str(err))
     summary = {
         "path": str(report.path),
         "kind": report.kind,

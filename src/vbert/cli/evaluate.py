@@ -3,34 +3,34 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
+
+from vbert.cli.errors import reported
+from vbert.cli.mergers import merger_names
+from vbert.mergers import baseline_names
 
 app = typer.Typer(help="Evaluate mergers on held-out data.", no_args_is_help=True, add_completion=False)
 
 MERGER_HELP = (
-    "Repeatable: 'default', 'mean', 'mean-weighted', 'truncation', a folder, or NAME=FOLDER to give a "
-    "folder a short name in the report."
+    f"Repeatable: {merger_names()}, a folder, a 'module:factory' spec, or NAME=FOLDER to give a folder a "
+    "short name in the report."
 )
 
 
 def _load_mergers(specs: list[str]) -> dict:
     """``NAME=FOLDER`` or a plain name/folder (reported under that string)."""
-    from vbert import load_merger
+    from vbert.cli.mergers import load_checked_merger
+    from vbert.errors import ConfigError
 
     mergers = {}
     for spec in specs:
         name, _, path = spec.partition("=") if "=" in spec else (spec, "", spec)
         if name in mergers:
-            raise ValueError(f"merger name {name!r} is given twice; use NAME=FOLDER to tell them apart")
-        mergers[name] = load_merger(path)
+            raise ConfigError(f"merger name {name!r} is given twice; use NAME=FOLDER to tell them apart")
+        mergers[name] = load_checked_merger(path)
     return mergers
-
-
-def _fail(err: Exception) -> NoReturn:
-    typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2) from err
 
 
 def _publish(report: dict, output: Path, table: str) -> None:
@@ -44,12 +44,7 @@ def _publish(report: dict, output: Path, table: str) -> None:
 
 @app.command()
 def retrieval(
-    merger: Annotated[list[str], typer.Option(help=MERGER_HELP)] = [  # noqa: B006 (typer needs a list default)
-        "default",
-        "mean",
-        "mean-weighted",
-        "truncation",
-    ],
+    merger: Annotated[list[str], typer.Option(help=MERGER_HELP)] = ["default", *baseline_names()],  # noqa: B006
     corpus: Annotated[
         str, typer.Option(help="'debian', 'wikipedia', or a corpus folder / files path.")
     ] = "debian",
@@ -83,7 +78,7 @@ def retrieval(
     from vbert.data.splits import filter_split
     from vbert.evaluation.suite import DEFAULT_TASKS, deep_plan_for, format_markdown, run_retrieval_suite
 
-    try:
+    with reported(FileNotFoundError, ValueError):
         mergers = _load_mergers(merger)
         everything = list(load_corpus(corpus))
         articles = list(filter_split(everything, split, seed=split_seed))
@@ -97,8 +92,6 @@ def retrieval(
             distractors=filter_split(everything, distractor_split, seed=split_seed),
             deep_plan=deep_plan_for(size, seed, langs.split(",") if langs else None, distractors),
         )
-    except (FileNotFoundError, ValueError) as err:
-        _fail(err)
     report.update({"corpus": corpus, "split": split, "split_seed": split_seed})
     _publish(report, output, format_markdown(report))
 
@@ -118,13 +111,11 @@ def distill(
     from vbert.data.datasets import load_pairs
     from vbert.evaluation.fidelity import distillation_fidelity, format_fidelity_markdown
 
-    try:
+    with reported(FileNotFoundError, ValueError):
         mergers = _load_mergers(merger)
         dataset = load_pairs(data, split=split)
         rows = dataset.__getitems__(list(range(len(dataset))))
         report = distillation_fidelity(rows, mergers, baseline=baseline, seed=seed)
-    except (FileNotFoundError, ValueError) as err:
-        _fail(err)
     manifest = dataset.manifest
     report.update(
         {"data": str(data), "split": split, "embedder": manifest["embedder"], "params": manifest["params"]}

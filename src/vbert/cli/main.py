@@ -10,7 +10,9 @@ from typing import Annotated
 import numpy as np
 import typer
 
+from vbert.cli.errors import fail, reported
 from vbert.cli.index import EngineOpt, RayAddressOpt, WorkersOpt, embed_with_ray
+from vbert.cli.mergers import load_checked_merger, merger_help
 
 app = typer.Typer(
     name="vbert",
@@ -32,49 +34,36 @@ EmbedderOpt = Annotated[
 ]
 
 
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
+ChunkTokensOpt = Annotated[
+    int | None, typer.Option(help="Content tokens per chunk, at least 1 (default: the window).")
+]
 
 
 def _read_documents(inputs: list[Path]) -> list[tuple[str, str]]:
-    from vbert.data.corpora.files import iter_files
+    from vbert.data.corpora.files import read_documents
 
-    documents = []
-    for path in inputs:
-        try:
-            documents.extend(
-                (a.id if a.source != "files" else a.title or a.id, a.text) for a in iter_files(path)
-            )
-        except (FileNotFoundError, ValueError) as err:
-            _fail(str(err))
+    with reported(FileNotFoundError):
+        documents = read_documents(inputs)
     if not documents:
-        _fail("no non-empty documents found in the inputs")
+        fail("no non-empty documents found in the inputs")
     return documents
 
 
-def _write_vectors(output: Path, ids: list[str], vectors: np.ndarray, extra: dict | None = None) -> None:
-    from vbert.files import atomic_path, atomic_write_json
+def _check_options(output: Path, chunk_tokens: int | None) -> None:
+    """Everything that can be checked before any document is read or embedded."""
+    from vbert.data.vectors import check_output
 
-    if output.suffix == ".npy":
-        with atomic_path(output) as tmp, open(tmp, "wb") as f:
-            np.save(f, vectors.astype(np.float32), allow_pickle=False)
-        atomic_write_json(output.with_suffix(".ids.json"), {"ids": ids, **(extra or {})})
-    elif output.suffix == ".parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+    if chunk_tokens is not None and chunk_tokens < 1:
+        fail(f"--chunk-tokens must be at least 1 (got {chunk_tokens})")
+    with reported():
+        check_output(output)
 
-        dim = vectors.shape[1]
-        columns = {"id": pa.array(ids, pa.string())}
-        for key, values in (extra or {}).items():
-            columns[key] = pa.array(values)
-        columns["embedding"] = pa.FixedSizeListArray.from_arrays(
-            pa.array(vectors.astype(np.float32).ravel()), dim
-        )
-        with atomic_path(output) as tmp:
-            pq.write_table(pa.table(columns), tmp)
-    else:
-        _fail(f"unsupported output {output.name}: use a .npy or .parquet file name")
+
+def _write_vectors(output: Path, ids: list[str], vectors: np.ndarray, extra: dict) -> None:
+    from vbert.data.vectors import write_vectors
+
+    with reported():
+        write_vectors(output, ids, vectors, extra)
     typer.echo(f"wrote {len(ids)} vectors of dimension {vectors.shape[1]} to {output}")
 
 
@@ -83,9 +72,7 @@ def embed(
     inputs: InputsArg,
     output: OutputOpt,
     embedder: EmbedderOpt = "default",
-    chunk_tokens: Annotated[
-        int | None, typer.Option(help="Content tokens per chunk (default: the window).")
-    ] = None,
+    chunk_tokens: ChunkTokensOpt = None,
     batch_size: Annotated[int, typer.Option(help="Chunks per forward pass.")] = 32,
     engine: EngineOpt = "local",
     ray_address: RayAddressOpt = None,
@@ -94,6 +81,7 @@ def embed(
     """Texts → chunk embeddings: one row per chunk, with the document id and chunk index."""
     from vbert import load_embedder
 
+    _check_options(output, chunk_tokens)
     documents = _read_documents(inputs)
     if engine == "ray":
         embed_with_ray(
@@ -101,9 +89,11 @@ def embed(
         )
         return
     if engine != "local":
-        _fail(f"unknown engine {engine!r}; choose 'local' or 'ray'")
+        fail(f"unknown engine {engine!r}; choose 'local' or 'ray'")
     model = load_embedder(embedder)
     size = chunk_tokens or model.content_window
+    if size > model.content_window:
+        fail(f"--chunk-tokens {size} is more than the embedder's content window ({model.content_window})")
     ids, index, chunks = [], [], []
     for doc_id, text in documents:
         pieces = model.split(text, size)
@@ -125,13 +115,9 @@ def embed(
 def merge(
     inputs: InputsArg,
     output: OutputOpt,
-    merger: Annotated[
-        str, typer.Option(help="'default', 'mean', 'mean-weighted', 'truncation', or a merger folder.")
-    ] = "default",
+    merger: Annotated[str, typer.Option(help=merger_help())] = "default",
     embedder: EmbedderOpt = "default",
-    chunk_tokens: Annotated[
-        int | None, typer.Option(help="Content tokens per chunk (default: the window).")
-    ] = None,
+    chunk_tokens: ChunkTokensOpt = None,
     cache: Annotated[
         Path | None, typer.Option(help="Chunk cache SQLite file (default under $VBERT_HOME).")
     ] = None,
@@ -140,19 +126,20 @@ def merge(
     ] = False,
 ) -> None:
     """Long documents → one vector each (chunk, embed with cache, merge)."""
-    from vbert import LongDocumentEncoder, load_embedder, load_merger
+    from vbert import LongDocumentEncoder, load_embedder
 
+    _check_options(output, chunk_tokens)
+    with reported():
+        chosen_merger = load_checked_merger(merger)
     documents = _read_documents(inputs)
-    try:
+    with reported(FileNotFoundError, ValueError):
         encoder = LongDocumentEncoder(
             load_embedder(embedder),
-            load_merger(merger),
+            chosen_merger,
             chunk_tokens=chunk_tokens,
             cache=False if no_cache else cache,
         )
         vectors = encoder.encode([text for _, text in documents], show_progress=True)
-    except (FileNotFoundError, ValueError) as err:
-        _fail(str(err))
     extra = {"embedder": encoder.embedder.fingerprint, "merger": encoder.merger.fingerprint}
     _write_vectors(output, [doc_id for doc_id, _ in documents], vectors, extra)
 
@@ -160,7 +147,7 @@ def merge(
 @app.command()
 def info(
     embedder: EmbedderOpt = "default",
-    merger: Annotated[str, typer.Option(help="Merger to describe.")] = "default",
+    merger: Annotated[str, typer.Option(help=merger_help("Merger to describe"))] = "default",
 ) -> None:
     """Versions, device, embedder and merger fingerprints, cache location."""
     import torch
@@ -184,7 +171,7 @@ def info(
     except Exception as err:  # info reports what it cannot load instead of failing
         report["embedder"] = f"unavailable: {err}"
     try:
-        loaded = vbert.load_merger(merger)
+        loaded = load_checked_merger(merger)
         report["merger"] = {"name": loaded.name, "fingerprint": loaded.fingerprint}
     except Exception as err:
         report["merger"] = f"unavailable: {err}"
@@ -193,20 +180,21 @@ def info(
 
 @app.command("export-hub")
 def export_hub(
-    source: Annotated[Path, typer.Argument(help="A merger folder written by save_pretrained, or 'default'.")],
+    source: Annotated[str, typer.Argument(help="A merger folder written by save_pretrained, or 'default'.")],
     destination: Annotated[Path, typer.Argument(help="New folder for the self-contained export.")],
 ) -> None:
     """Write a folder that loads with plain transformers (trust_remote_code=True) without vbert."""
-    from vbert import load_merger
     from vbert.model.hub import export_hub as export
 
-    try:
-        model = load_merger(str(source))
-        if not hasattr(model, "save_pretrained"):
-            _fail(f"{source} is a training-free baseline; only trained mergers can be exported")
+    if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
+        kind = "folder is not empty" if destination.is_dir() else "is an existing file"
+        fail(f"{destination} {kind}; choose a new folder or remove it first")
+    with reported():
+        model = load_checked_merger(source)
+    if not hasattr(model, "save_pretrained"):
+        fail(f"{source} is a training-free baseline; only trained mergers can be exported")
+    with reported(FileExistsError, OSError):
         export(model, destination)
-    except (FileNotFoundError, FileExistsError) as err:
-        _fail(str(err))
     typer.echo(f"exported {source} to {destination}")
 
 
@@ -215,7 +203,9 @@ def demo(
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for every output.")] = Path(
         "demo-output"
     ),
-    merger: Annotated[str, typer.Option(help="Merger to showcase beside the baselines.")] = "default",
+    merger: Annotated[
+        str, typer.Option(help=merger_help("Merger to showcase beside the baselines"))
+    ] = "default",
     quick: Annotated[bool, typer.Option(help="Fewer probes and tasks, for a first look.")] = False,
 ) -> None:
     """The main job, offline: corpus, long documents, Finesse, retrieval, leaderboard."""

@@ -1,0 +1,36 @@
+"""Drive the real ``vbert`` app in-process with typer's runner, on a tiny embedder and merger."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cli_runner import write_jsonl
+
+
+@pytest.fixture(autouse=True)
+def private_vbert_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chunk cache and anything else under $VBERT_HOME go to the test's folder."""
+    monkeypatch.setenv("VBERT_HOME", str(tmp_path / "vbert-home"))
+
+
+@pytest.fixture
+def three_docs(tmp_path: Path) -> Path:
+    return write_jsonl(
+        tmp_path / "docs.jsonl",
+        [{"id": name, "text": f"{name} is a short document about {name} and more"} for name in "abc"],
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_merger_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A trained-kind (randomly initialised) merger for the tiny 32-d embedder, saved once."""
+    import torch
+
+    from vbert.model import SequenceMergerConfig, SequenceMergerModel
+
+    torch.manual_seed(0)
+    config = SequenceMergerConfig(d_model=32, num_layers=1, num_heads=2, ffn_dim=64, ppe_dim=8)
+    folder = tmp_path_factory.mktemp("tiny-merger")
+    SequenceMergerModel(config).eval().save_pretrained(folder)
+    return folder
