@@ -9,9 +9,13 @@ from cli_runner import write_jsonl
 
 
 @pytest.fixture(autouse=True)
-def private_vbert_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The chunk cache and anything else under $VBERT_HOME go to the test's folder."""
-    monkeypatch.setenv("VBERT_HOME", str(tmp_path / "vbert-home"))
+def private_vbert_home(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chunk cache and anything else under $VBERT_HOME go to the test's folder (integration
+    tests keep the real home, where the default embedder is built, and pass their own --cache)."""
+    if request.node.get_closest_marker("integration") is None:
+        monkeypatch.setenv("VBERT_HOME", str(tmp_path / "vbert-home"))
 
 
 @pytest.fixture

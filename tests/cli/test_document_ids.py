@@ -49,7 +49,9 @@ def test_jsonl_ids_are_kept_as_given_when_strings_or_integers(tmp_path, tiny_mod
 
 @pytest.mark.parametrize("bad_id", [{"x": 1}, [1], 1.5, True])
 def test_other_id_types_are_an_input_error(tmp_path, tiny_model_dir, bad_id):
-    docs = write_jsonl(tmp_path / "docs.jsonl", [{"id": "fine", "text": "one"}, {"id": bad_id, "text": "two"}])
+    docs = write_jsonl(
+        tmp_path / "docs.jsonl", [{"id": "fine", "text": "one"}, {"id": bad_id, "text": "two"}]
+    )
     result = run("merge", docs, "-o", tmp_path / "out.npy", "--merger", "mean", "--embedder", tiny_model_dir)
     assert_one_line_error(result, 3, "docs.jsonl:2", "'id' must be a string or an integer")
     assert not (tmp_path / "out.npy").exists()

@@ -74,7 +74,9 @@ def test_parquet_output_holds_ids_rows_and_provenance(tmp_path, tiny_model_dir):
     import pyarrow.parquet as pq
 
     docs = write_jsonl(tmp_path / "d.jsonl", [{"id": 7, "text": "seven"}, {"id": "x", "text": "ex text"}])
-    result = run("merge", docs, "-o", tmp_path / "out.parquet", "--merger", "mean", "--embedder", tiny_model_dir)
+    result = run(
+        "merge", docs, "-o", tmp_path / "out.parquet", "--merger", "mean", "--embedder", tiny_model_dir
+    )
     assert result.exit_code == 0, result.output
     table = pq.read_table(tmp_path / "out.parquet")
     assert table.column("id").to_pylist() == ["7", "x"]
