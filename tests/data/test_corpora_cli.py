@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 from vbert.cli.corpus import app
 from vbert.data.article import Article
 from vbert.data.corpora import debian
-from vbert.data.corpora.apt import PackageNotFoundError
 from vbert.data.corpora.debian import FetchReport, PackageReport
 from vbert.data.corpora.store import article_line, sha256_file, write_manifest
+from vbert.data.errors import PackageNotFoundError
 
 runner = CliRunner()
 

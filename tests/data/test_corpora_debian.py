@@ -17,27 +17,17 @@ from pathlib import Path
 import pytest
 
 from vbert.data.corpora import debian
-from vbert.data.corpora.apt import (
-    MARKER,
+from vbert.data.corpora.apt import MARKER, FetchedPackage, ensure_apt_lists, fetch_package
+from vbert.data.corpora.debian import convert_package, fetch_debian
+from vbert.data.corpora.debian_sources import DebianFaq, Handbook, ManPages, Reference, plan_packages
+from vbert.data.corpora.store import CorpusIntegrityError, iter_corpus, read_manifest
+from vbert.data.errors import (
     DebianFetchError,
     DiskFullError,
-    FetchedPackage,
     NetworkError,
     PackageLayoutError,
     PackageNotFoundError,
-    ensure_apt_lists,
-    fetch_package,
 )
-from vbert.data.corpora.debian import (
-    DebianFaq,
-    Handbook,
-    ManPages,
-    Reference,
-    convert_package,
-    fetch_debian,
-    plan_packages,
-)
-from vbert.data.corpora.store import CorpusIntegrityError, iter_corpus, read_manifest
 
 FIXTURES = Path(__file__).parent / "fixtures" / "corpora"
 needs_dpkg = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")

@@ -19,8 +19,8 @@ from typing import Any, Protocol
 from vbert.data.article import Article
 from vbert.data.corpora.files import iter_files
 from vbert.data.corpora.language import normalize_lang
-from vbert.data.corpora.store import MANIFEST_NAME, iter_corpus, read_manifest, sha256_file
-from vbert.files import atomic_write_json
+from vbert.data.corpora.store import MANIFEST_NAME, iter_corpus, read_manifest
+from vbert.files import atomic_write_json, sha256_file
 
 CORPUS_NAMES = ("debian", "wikipedia", "files")
 

@@ -19,7 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from vbert.data.corpora.store import sha256_file
+from vbert.data.errors import DebianFetchError, DiskFullError, NetworkError, PackageNotFoundError
+from vbert.files import sha256_file
 
 MARKER = ".vbert-package.json"
 TEMP_PREFIX = ".partial-"
@@ -40,26 +41,6 @@ _MISSING_SIGNS = (
     "Can't select candidate version",
 )
 _DISK_SIGNS = ("No space left on device", "You don't have enough free space")
-
-
-class DebianFetchError(RuntimeError):
-    """A Debian package could not be fetched; the message names the package and the fix."""
-
-
-class PackageNotFoundError(DebianFetchError):
-    """APT does not know the package (misspelt, or not in this Debian release)."""
-
-
-class NetworkError(DebianFetchError):
-    """The Debian mirror could not be reached."""
-
-
-class DiskFullError(DebianFetchError):
-    """The disk filled up; the partial download was removed."""
-
-
-class PackageLayoutError(DebianFetchError):
-    """An extracted package lacks the folder the converter expects (its layout changed)."""
 
 
 @dataclass(frozen=True)

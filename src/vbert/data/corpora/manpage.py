@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 from vbert.data.corpora.html_text import normalize_inline
+from vbert.data.errors import ManPageError
 
 # Wide enough that groff never wraps a paragraph: one paragraph per output line.
 MANWIDTH = 10000
@@ -16,10 +17,6 @@ _OVERSTRIKE = re.compile(r".\x08")
 _BOX_DRAWING = re.compile(r"[\u2500-\u257f]+")
 _COMPRESSED = {".gz": gzip.open}
 ROFF_COMMENTS = ('.\\"', "'\\\"", ".\\#")
-
-
-class ManPageError(RuntimeError):
-    """A man page could not be rendered."""
 
 
 def manpage_title(path: str | Path) -> str:

@@ -13,7 +13,6 @@ is read; a corrupted or truncated shard raises :class:`CorpusIntegrityError`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -21,14 +20,11 @@ from typing import Any
 
 from vbert.data.article import Article
 from vbert.data.corpora.language import normalize_lang
-from vbert.files import atomic_write_json
+from vbert.data.errors import CorpusIntegrityError
+from vbert.files import atomic_write_json, sha256_bytes, sha256_file
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "vbert-corpus/1"
-
-
-class CorpusIntegrityError(RuntimeError):
-    """A corpus file is missing or does not match the checksum its manifest records."""
 
 
 def article_line(article: Article) -> str:
@@ -36,18 +32,10 @@ def article_line(article: Article) -> str:
     return json.dumps(article.to_dict(), ensure_ascii=False, sort_keys=True) + "\n"
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def corpus_hash(shards: Iterable[Mapping[str, Any]]) -> str:
     """sha256 over the sorted ``(path, sha256)`` pairs of the shards."""
     pairs = sorted((str(s["path"]), str(s["sha256"])) for s in shards)
-    return hashlib.sha256(json.dumps(pairs, separators=(",", ":")).encode("utf-8")).hexdigest()
+    return sha256_bytes(json.dumps(pairs, separators=(",", ":")).encode("utf-8"))
 
 
 def write_manifest(corpus_dir: Path, name: str, shards: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:

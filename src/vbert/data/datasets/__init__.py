@@ -24,7 +24,7 @@ from vbert.data.datasets.readers import (
     load_sequences,
     validate_dataset,
 )
-from vbert.data.datasets.shards import (
+from vbert.data.errors import (
     DatasetError,
     DatasetMismatchError,
     DatasetValidationError,

@@ -56,7 +56,8 @@ from vbert.data.datasets.common import (
     vector_type,
 )
 from vbert.data.datasets.distributed import ShardAssignment
-from vbert.data.datasets.shards import DatasetError, OutputTable
+from vbert.data.datasets.shards import OutputTable
+from vbert.data.errors import DatasetError
 from vbert.embedders.base import Embedder
 
 KIND = "atomic"

@@ -20,13 +20,12 @@ from vbert.data.article import Article
 from vbert.data.datasets.distributed import ShardAssignment, assignment_from_environment
 from vbert.data.datasets.shards import (
     FORMAT_VERSION,
-    DatasetError,
-    IncompleteBuildError,
     OutputTable,
     ShardStore,
     UnitRecord,
     sha256_json,
 )
+from vbert.data.errors import DatasetError, IncompleteBuildError
 from vbert.embedders.base import Embedder
 
 log = logging.getLogger(__name__)

@@ -21,12 +21,12 @@ from torch.utils.data import Dataset as TorchDataset
 from torch.utils.data import IterableDataset, get_worker_info
 
 from vbert.data.datasets.shards import (
-    DatasetValidationError,
     ShardFile,
     manifest_files,
     read_manifest,
     verify_files,
 )
+from vbert.data.errors import DatasetValidationError
 
 SEQUENCE_KIND = "article-sequences"
 PAIR_KINDS = ("n-to-1", "atomic")

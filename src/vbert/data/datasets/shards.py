@@ -20,11 +20,10 @@ was never interrupted. A corrupted or truncated file fails its checksum and is r
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import logging
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vbert.data.datasets.distributed import ShardAssignment
+from vbert.data.errors import DatasetMismatchError, DatasetValidationError, DiskFullError
+from vbert.files import atomic_path, atomic_write_text, sha256_bytes, sha256_file
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -56,49 +57,22 @@ ROW_GROUP_SIZE = 1024
 log = logging.getLogger(__name__)
 
 
-class DatasetError(RuntimeError):
-    """Base class of the errors a dataset build or read raises."""
-
-
-class DatasetMismatchError(DatasetError):
-    """The output folder already holds a build made with other parameters."""
-
-
-class DiskFullError(DatasetError):
-    """The disk filled up while writing; finished shards are kept."""
-
-
-class IncompleteBuildError(DatasetError):
-    """Some shards are missing or failed their checksum when the manifest was to be written."""
-
-
-class DatasetValidationError(DatasetError):
-    """A dataset folder does not match its manifest."""
-
-
 def canonical_json(obj: Any) -> str:
-    """JSON with sorted keys and fixed layout, so equal objects give equal bytes (paths become strings)."""
+    """The manifest and state-record layout: sorted keys, indented, paths as strings.
+
+    Unlike :func:`vbert.files.canonical_json` (compact, for content hashes) it is meant to be read;
+    the build key hashes it, so it must not change.
+    """
     return json.dumps(obj, sort_keys=True, ensure_ascii=False, indent=2, allow_nan=False, default=str) + "\n"
 
 
 def sha256_json(obj: Any) -> str:
-    return hashlib.sha256(canonical_json(obj).encode("utf-8")).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _temp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    return sha256_bytes(canonical_json(obj).encode("utf-8"))
 
 
 def _remove_temp_files(path: Path) -> None:
-    for stale in path.parent.glob(f".{path.name}.tmp-*"):
+    """Temporaries a killed build left beside ``path`` (``.name.*.tmp``, and the older ``.name.tmp-PID``)."""
+    for stale in path.parent.glob(f".{path.name}.*"):
         stale.unlink(missing_ok=True)
 
 
@@ -110,44 +84,26 @@ def _disk_full(path: Path, err: OSError) -> DiskFullError:
     )
 
 
-def _write_atomically(path: Path, write: Any) -> None:
-    """Call ``write(temp_path)``, then rename the temporary file onto ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = _temp_path(path)
+@contextmanager
+def _disk_full_reported(path: Path) -> Iterator[None]:
     try:
-        write(temp)
-        os.replace(temp, path)
+        yield
     except OSError as err:
-        temp.unlink(missing_ok=True)
         if err.errno in (errno.ENOSPC, errno.EDQUOT):
             raise _disk_full(path, err) from err
-        raise
-    except BaseException:
-        temp.unlink(missing_ok=True)
         raise
 
 
 def write_text_atomically(path: Path, text: str) -> None:
     """Write UTF-8 ``text`` to ``path`` through a temporary file and a rename."""
-
-    def write(temp: Path) -> None:
-        with open(temp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-
-    _write_atomically(path, write)
+    with _disk_full_reported(path):
+        atomic_write_text(path, text)
 
 
 def write_parquet_atomically(table: pa.Table, path: Path) -> None:
     """Write ``table`` as Parquet with the pinned options (same table, same bytes), atomically."""
-
-    def write(temp: Path) -> None:
+    with _disk_full_reported(path), atomic_path(path) as temp:
         pq.write_table(table, temp, row_group_size=ROW_GROUP_SIZE, **PARQUET_WRITE_OPTIONS)
-        with open(temp, "rb") as handle:
-            os.fsync(handle.fileno())
-
-    _write_atomically(path, write)
 
 
 @dataclass(frozen=True)
