@@ -110,4 +110,4 @@ def test_clear_errors(tmp_path, text_folder):
     )  # fmt: skip
     assert fractions.exit_code == 2 and "--splits" in fractions.output
     not_built = runner.invoke(app, ["validate", str(tmp_path)])
-    assert not_built.exit_code == 2 and "no manifest.json" in not_built.output
+    assert not_built.exit_code == 4 and "no manifest.json" in not_built.output

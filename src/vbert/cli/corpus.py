@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from vbert.cli.errors import fail
+from vbert.cli.errors import fail, reported
 
 app = typer.Typer(
     name="corpus",
@@ -73,7 +73,6 @@ def fetch(
     """
     from tqdm.auto import tqdm
 
-    from vbert.data.corpora.apt import DebianFetchError
     from vbert.data.corpora.debian import fetch_debian
 
     if source != "debian":
@@ -85,7 +84,7 @@ def fetch(
     def bar(items: Any, desc: str, total: int) -> Any:
         return tqdm(items, desc=desc, total=total, unit="page", leave=False, disable=not progress)
 
-    try:
+    with reported(ValueError):
         report = fetch_debian(
             corpus_dir,
             langs=_split_values(langs),
@@ -96,8 +95,6 @@ def fetch(
             progress=bar,
             log=tqdm.write,
         )
-    except (DebianFetchError, ValueError) as err:
-        fail(str(err))
     downloaded = sum(p.deb_bytes for p in report.packages if p.downloaded)
     typer.echo(
         f"{report.manifest['documents']} documents from {len(report.packages)} packages "
@@ -129,7 +126,7 @@ def stats(
 
     from vbert.data.corpora import corpus_stats, load_corpus, stored_corpus_stats
     from vbert.data.corpora.debian import default_corpus_dir
-    from vbert.data.corpora.store import MANIFEST_NAME, CorpusIntegrityError, read_manifest
+    from vbert.data.corpora.store import MANIFEST_NAME, read_manifest
 
     wanted = _split_values(langs)
 
@@ -138,7 +135,7 @@ def stats(
 
     stored = (corpus_dir or default_corpus_dir()) if corpus == "debian" else Path(corpus)
     is_stored = corpus == "debian" or (stored / MANIFEST_NAME).is_file()
-    try:
+    with reported(FileNotFoundError, ValueError):
         if is_stored:
             read_manifest(stored)  # fail before the (slow) tokenizer load when there is no corpus
         counter = _token_counter(tokenizer, embedder)
@@ -147,8 +144,6 @@ def stats(
         else:
             articles = (a for a in load_corpus(corpus) if wanted is None or a.lang in wanted)
             table = corpus_stats(bar(articles), counter, min_tokens)
-    except (FileNotFoundError, ValueError, CorpusIntegrityError) as err:
-        fail(str(err))
     if json_output:
         typer.echo(json.dumps(table, indent=2, ensure_ascii=False))
     else:

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from vbert.cli.errors import fail
+from vbert.cli.errors import fail, reported
 
 app = typer.Typer(
     name="data",
@@ -173,22 +173,10 @@ def _options(
 
 
 def _run(build: Callable[[], Any]) -> None:
-    from vbert.data.corpora.store import CorpusIntegrityError
-    from vbert.data.datasets import DatasetError
-
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("vbert.data.datasets").setLevel(logging.INFO)
-    try:
+    with reported(FileNotFoundError, NotADirectoryError, ValueError, TypeError):
         result = build()
-    except (
-        DatasetError,
-        CorpusIntegrityError,
-        FileNotFoundError,
-        NotADirectoryError,
-        ValueError,
-        TypeError,
-    ) as err:
-        fail(str(err))
     rank = os.environ.get("RANK", "0")
     summary = f"built {len(result.built)} shard(s), reused {len(result.reused)} in {result.seconds:.0f}s"
     summary += f" ({result.embed_seconds:.0f}s embedding {result.texts_embedded} texts)"
@@ -319,12 +307,10 @@ def validate(
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Check a dataset folder against its manifest; exit 1 when a file is missing, truncated or corrupted."""
-    from vbert.data.datasets import DatasetValidationError, validate_dataset
+    from vbert.data.datasets import validate_dataset
 
-    try:
+    with reported():
         report = validate_dataset(folder, checksums=checksums, strict=False)
-    except DatasetValidationError as err:
-        fail(str(err))
     summary = {
         "path": str(report.path),
         "kind": report.kind,

@@ -24,8 +24,10 @@ class DebianFetchError(ResourceError):
     """A Debian documentation package could not be fetched, unpacked or converted."""
 
 
-class PackageNotFoundError(DebianFetchError):
-    """APT has no such package, or vbert does not know how to convert it."""
+class PackageNotFoundError(DebianFetchError, ConfigError):
+    """APT has no such package (misspelt, or not in this release), or vbert cannot convert it."""
+
+    exit_code = ConfigError.exit_code
 
 
 class NetworkError(DebianFetchError):
