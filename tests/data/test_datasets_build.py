@@ -22,8 +22,8 @@ from vbert.data.datasets import (
     build_n_to_one,
     select_windows,
 )
+from vbert.data.datasets.articles import merge_blank_pieces
 from vbert.data.datasets.atomic import NO_TOKEN_ID, SingleTokens
-from vbert.data.datasets.common import merge_blank_pieces
 from vbert.data.datasets.toy import ToyEmbedder, toy_articles
 
 SPLITS = CommonOptions(

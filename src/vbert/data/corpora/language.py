@@ -14,6 +14,8 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from vbert.errors import DataError
+
 # Regions kept in a language code because they change the written language.
 _KEEP_REGION = {"pt-BR", "zh-CN", "zh-TW", "zh-HK"}
 _LANG_CODE = re.compile(r"^([A-Za-z]{2,3})(?:[-_]([A-Za-z]{2}|[0-9]{3}))?(?:[@.].*)?$")
@@ -40,7 +42,7 @@ def normalize_lang(code: str) -> str:
     """
     match = _LANG_CODE.match(code.strip())
     if not match:
-        raise ValueError(f"{code!r} is not a language code; use e.g. 'en', 'de', 'pt-BR', 'zh-CN'")
+        raise DataError(f"{code!r} is not a language code; use e.g. 'en', 'de', 'pt-BR', 'zh-CN'")
     lang, region = match.group(1).lower(), (match.group(2) or "").upper()
     full = f"{lang}-{region}"
     return full if full in _KEEP_REGION else lang

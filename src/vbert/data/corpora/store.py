@@ -68,18 +68,37 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
             f"no corpus at {manifest_path.parent} ({MANIFEST_NAME} is missing); for the Debian corpus run "
             "`vbert corpus fetch debian` first"
         ) from err
-    except json.JSONDecodeError as err:
+    except (ValueError, RecursionError) as err:  # invalid JSON or UTF-8, nesting too deep
         raise CorpusIntegrityError(
-            f"{manifest_path} is not valid JSON ({err.msg}); rebuild the corpus (e.g. `vbert corpus fetch debian`)"
+            f"{manifest_path} is not valid JSON ({type(err).__name__}); rebuild the corpus "
+            "(e.g. `vbert corpus fetch debian`)"
         ) from err
-    if manifest.get("format") != FORMAT or not isinstance(manifest.get("shards"), list):
+    if not _is_manifest(manifest):
         raise CorpusIntegrityError(f"{manifest_path} is not a {FORMAT} manifest; rebuild the corpus")
     return manifest
 
 
+def _is_manifest(manifest: Any) -> bool:
+    return (
+        isinstance(manifest, dict)
+        and manifest.get("format") == FORMAT
+        and isinstance(manifest.get("shards"), list)
+        and all(
+            isinstance(shard, dict)
+            and isinstance(shard.get("path"), str)
+            and isinstance(shard.get("sha256"), str)
+            for shard in manifest["shards"]
+        )
+    )
+
+
 def verify_shard(corpus_dir: Path, shard: Mapping[str, Any]) -> Path:
-    """Return the shard's path after checking that it exists and matches its sha256."""
+    """Return the shard's path after checking that it lies in the corpus, exists and matches its sha256."""
     path = corpus_dir / shard["path"]
+    if not path.resolve().is_relative_to(corpus_dir.resolve()):
+        raise CorpusIntegrityError(
+            f"corpus shard {shard['path']!r} points outside the corpus folder {corpus_dir}"
+        )
     if not path.is_file():
         raise CorpusIntegrityError(
             f"corpus shard {path} is missing; rebuild it with `vbert corpus fetch debian`"
@@ -113,9 +132,20 @@ def iter_corpus(
         if wanted_sources is not None and shard.get("source") not in wanted_sources:
             continue
         shard_path = verify_shard(corpus_dir, shard) if verify else corpus_dir / shard["path"]
-        with open(shard_path, encoding="utf-8") as f:
+        with open(shard_path, "rb") as f:
             for n, line in enumerate(f, start=1):
-                try:
-                    yield Article.from_dict(json.loads(line))
-                except (json.JSONDecodeError, TypeError, KeyError) as err:
-                    raise CorpusIntegrityError(f"{shard_path}:{n} is not an article row ({err})") from err
+                yield _article(line, f"{shard_path}:{n}")
+
+
+def _article(line: bytes, where: str) -> Article:
+    try:
+        row = json.loads(line)
+    except (ValueError, RecursionError) as err:  # invalid JSON or UTF-8, nesting too deep
+        raise CorpusIntegrityError(f"{where} is not an article row ({type(err).__name__}: {err})") from err
+    fields = Article.__dataclass_fields__
+    if not isinstance(row, dict) or not all(isinstance(row.get(k, ""), str) for k in fields):
+        raise CorpusIntegrityError(f"{where} is not an article row (a JSON object of strings)")
+    try:
+        return Article.from_dict(row)
+    except (TypeError, KeyError) as err:
+        raise CorpusIntegrityError(f"{where} is not an article row ({err})") from err

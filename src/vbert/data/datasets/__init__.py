@@ -12,7 +12,7 @@ check with :func:`validate_dataset`.
 
 from vbert.data.datasets.articles import DEFAULT_CHUNK_TOKENS, build_article_sequences
 from vbert.data.datasets.atomic import atomic_spans, build_atomic
-from vbert.data.datasets.common import BuildResult, CommonOptions
+from vbert.data.datasets.build import BuildResult, CommonOptions
 from vbert.data.datasets.distributed import ShardAssignment, assignment_from_environment
 from vbert.data.datasets.n_to_one import build_n_to_one, select_windows
 from vbert.data.datasets.readers import (

@@ -13,7 +13,7 @@ median of 16 chunks and 91% of the sequences between 8 and 64 chunks (docs/data.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,20 +21,17 @@ import numpy as np
 import pyarrow as pa
 
 from vbert.data.article import Article
-from vbert.data.datasets.common import (
+from vbert.data.datasets.build import (
     ArticleSlice,
     BuildResult,
     CommonOptions,
-    EmbeddingMeter,
-    dataset_card,
-    int_list_column,
-    merge_blank_pieces,
     sharded_build,
     split_outputs,
-    vector_sequence_column,
-    vector_type,
 )
+from vbert.data.datasets.card import dataset_card
+from vbert.data.datasets.columns import int_list_column, vector_sequence_column, vector_type
 from vbert.data.datasets.distributed import ShardAssignment
+from vbert.data.datasets.embedding import EmbeddingMeter
 from vbert.data.datasets.shards import OutputTable
 from vbert.embedders.base import Embedder
 
@@ -187,3 +184,23 @@ def build_article_sequences(
         make_slice=make_slice,
         card=card,
     )
+
+
+def merge_blank_pieces(pieces: Sequence[str], blank: Sequence[bool]) -> list[str]:
+    """Glue pieces that hold no token (whitespace) onto their neighbour, so no text is lost.
+
+    A blank piece joins the piece before it (the next one when it comes first); joined, the
+    result still covers the whole text, and every piece keeps at least one token.
+    """
+    merged: list[str] = []
+    leading = ""
+    for piece, is_blank in zip(pieces, blank, strict=True):
+        if is_blank:
+            if merged:
+                merged[-1] += piece
+            else:
+                leading += piece
+        else:
+            merged.append(leading + piece)
+            leading = ""
+    return merged

@@ -42,20 +42,18 @@ from typing import Any
 import pyarrow as pa
 
 from vbert.data.article import Article
-from vbert.data.datasets.common import (
+from vbert.data.datasets.build import (
     ArticleSlice,
     BuildResult,
     CommonOptions,
-    EmbeddingMeter,
     UnitMaker,
-    dataset_card,
-    int_list_column,
     sharded_build,
     split_outputs,
-    vector_column,
-    vector_type,
 )
+from vbert.data.datasets.card import dataset_card
+from vbert.data.datasets.columns import int_list_column, vector_column, vector_type
 from vbert.data.datasets.distributed import ShardAssignment
+from vbert.data.datasets.embedding import EmbeddingMeter
 from vbert.data.datasets.shards import OutputTable
 from vbert.data.errors import DatasetError
 from vbert.embedders.base import Embedder

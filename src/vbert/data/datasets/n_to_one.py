@@ -27,21 +27,18 @@ import pyarrow as pa
 
 from vbert.data.article import Article
 from vbert.data.datasets.articles import chunk_article
-from vbert.data.datasets.common import (
+from vbert.data.datasets.build import (
     ArticleSlice,
     BuildResult,
     CommonOptions,
-    EmbeddingMeter,
-    dataset_card,
-    int_list_column,
     seeded_rng,
     sharded_build,
     split_outputs,
-    vector_column,
-    vector_sequence_column,
-    vector_type,
 )
+from vbert.data.datasets.card import dataset_card
+from vbert.data.datasets.columns import int_list_column, vector_column, vector_sequence_column, vector_type
 from vbert.data.datasets.distributed import ShardAssignment
+from vbert.data.datasets.embedding import EmbeddingMeter
 from vbert.data.datasets.shards import OutputTable
 from vbert.embedders.base import Embedder
 

@@ -342,15 +342,51 @@ def read_manifest(root: str | Path) -> dict[str, Any]:
             "running or was interrupted; run the same build command again to finish it)"
         )
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise DatasetValidationError(f"{path} is not valid JSON ({err.msg}); rebuild the dataset") from err
+        manifest = json.loads(path.read_bytes())
+    except (ValueError, RecursionError) as err:  # invalid JSON or UTF-8, nesting too deep
+        raise DatasetValidationError(
+            f"{path} is not valid JSON ({type(err).__name__}); rebuild the dataset"
+        ) from err
+    if not isinstance(manifest, dict):
+        raise DatasetValidationError(f"{path} holds no JSON object; rebuild the dataset")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise DatasetValidationError(
             f"{path} has format_version {manifest.get('format_version')!r}, this vbert reads {FORMAT_VERSION}; "
             "rebuild the dataset with this version"
         )
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise DatasetValidationError(f"{path} is not a dataset manifest ({problem}); rebuild the dataset")
     return manifest
+
+
+_FILE_FIELDS = {"path": str, "split": str, "rows": int, "bytes": int, "sha256": str}
+
+
+def _manifest_problem(manifest: Mapping[str, Any]) -> str | None:
+    """What makes ``manifest`` unreadable for the readers here, or None when it has their shape."""
+    if not isinstance(manifest.get("kind"), str):
+        return "no 'kind'"
+    splits = manifest.get("splits")
+    if not isinstance(splits, dict) or not all(
+        isinstance(entry, dict) and type(entry.get("rows")) is int for entry in splits.values()
+    ):
+        return "'splits' must map each split to its rows"
+    shards = manifest.get("shards")
+    if not isinstance(shards, list) or not all(
+        isinstance(shard, dict) and isinstance(shard.get("files"), list) for shard in shards
+    ):
+        return "'shards' must be a list of shards with 'files'"
+    for shard in shards:
+        for file in shard["files"]:
+            if not isinstance(file, dict) or set(file) != set(_FILE_FIELDS):
+                return f"a shard file needs exactly the fields {', '.join(_FILE_FIELDS)}"
+            if not all(type(file[k]) is kind for k, kind in _FILE_FIELDS.items()):
+                return f"a shard file has a field of the wrong type: {file!r:.80}"
+            parts = Path(file["path"]).parts
+            if not parts or Path(file["path"]).is_absolute() or ".." in parts:
+                return f"file path {file['path']!r} is not inside the dataset folder"
+    return None
 
 
 def manifest_files(manifest: Mapping[str, Any]) -> list[ShardFile]:

@@ -1,5 +1,8 @@
-"""Pieces every dataset builder shares: parameters, embedding in length-sorted batches,
-Arrow columns of vectors, corpus slicing and hashing, and the sharded build loop."""
+"""The sharded build loop every dataset builder shares: its options, corpus slicing and hashing,
+the build key, unit scheduling, and the manifest written last.
+
+Arrow columns live in :mod:`~vbert.data.datasets.columns`, embedding in
+:mod:`~vbert.data.datasets.embedding`, the dataset card in :mod:`~vbert.data.datasets.card`."""
 
 from __future__ import annotations
 
@@ -15,9 +18,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from vbert.cache import ChunkCache, text_key
+from vbert.cache import ChunkCache
 from vbert.data.article import Article
+from vbert.data.datasets.columns import DTYPES
 from vbert.data.datasets.distributed import ShardAssignment, assignment_from_environment
+from vbert.data.datasets.embedding import EmbeddingMeter, embedder_record
 from vbert.data.datasets.shards import (
     FORMAT_VERSION,
     OutputTable,
@@ -30,7 +35,6 @@ from vbert.embedders.base import Embedder
 
 log = logging.getLogger(__name__)
 
-DTYPES = {"float16": pa.float16(), "float32": pa.float32()}
 _SPLIT_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
 SplitRule = Callable[[Article], str]
@@ -107,128 +111,6 @@ class BuildResult:
     embed_seconds: float
     texts_embedded: int
     texts_reused: int = 0
-
-
-def embedder_record(embedder: Embedder) -> dict[str, Any]:
-    """What the manifest records about the embedder.
-
-    ``prefix`` is the document prefix the embedder adds (``"passage: "`` for e5); the protocol
-    does not require the attribute, so it is recorded as null for embedders that lack it.
-    """
-    for attr in ("name", "dim", "max_tokens", "content_window", "fingerprint"):
-        if not hasattr(embedder, attr):
-            raise TypeError(
-                f"{type(embedder).__name__} has no attribute {attr!r}: dataset builders need an object "
-                "implementing vbert.embedders.base.Embedder"
-            )
-    prefix = getattr(embedder, "prefix", None)
-    return {
-        "name": str(embedder.name),
-        "fingerprint": str(embedder.fingerprint),
-        "dim": int(embedder.dim),
-        "max_tokens": int(embedder.max_tokens),
-        "content_window": int(embedder.content_window),
-        "prefix": prefix if isinstance(prefix, str) else None,
-    }
-
-
-class EmbeddingMeter:
-    """Embeds texts in batches of similar length and counts the time spent in the embedder.
-
-    With a ``store``, texts already in it are not embedded again, and new vectors are saved to it.
-    """
-
-    def __init__(self, embedder: Embedder, batch_size: int, store: ChunkCache | None = None) -> None:
-        self.embedder = embedder
-        self.batch_size = batch_size
-        self.store = store
-        self.seconds = 0.0
-        self.texts = 0
-        self.reused = 0
-
-    def embed(self, texts: Sequence[str], lengths: Sequence[int]) -> np.ndarray:
-        """float32 (len(texts), dim) vectors of ``texts``; each distinct text is embedded once.
-
-        Texts are sent longest first (padding stays small, and an out-of-memory error shows on the
-        first batch rather than the last); ``lengths`` are their token counts.
-        """
-        if len(texts) != len(lengths):
-            raise ValueError(f"got {len(texts)} texts but {len(lengths)} lengths")
-        dim = int(self.embedder.dim)
-        if not texts:
-            return np.zeros((0, dim), dtype=np.float32)
-        position: dict[str, int] = {}
-        unique_lengths: list[int] = []
-        for text, length in zip(texts, lengths, strict=True):
-            if text not in position:
-                position[text] = len(position)
-                unique_lengths.append(int(length))
-        unique = list(position)
-        by_unique = np.empty((len(unique), dim), dtype=np.float32)
-        stored = self._from_store(unique, dim)
-        for i, vector in stored.items():
-            by_unique[i] = vector
-        order = sorted(
-            (i for i in range(len(unique)) if i not in stored), key=lambda i: (-unique_lengths[i], i)
-        )
-        if order:
-            batch = [unique[i] for i in order]
-            started = time.perf_counter()
-            vectors = self.embedder.encode(batch, batch_size=self.batch_size)
-            self.seconds += time.perf_counter() - started
-            self.texts += len(order)
-            vectors = np.asarray(vectors)
-            if vectors.shape != (len(order), dim):
-                raise DatasetError(
-                    f"embedder {self.embedder.name!r} returned an array of shape {vectors.shape} for "
-                    f"{len(order)} texts; the Embedder protocol requires ({len(order)}, {dim})"
-                )
-            if not np.isfinite(vectors).all():
-                raise DatasetError(
-                    f"embedder {self.embedder.name!r} returned NaN or inf values; check the model"
-                )
-            by_unique[order] = vectors
-            if self.store is not None:
-                self.store.put_many(self.embedder.fingerprint, batch, vectors)
-        return by_unique[[position[t] for t in texts]]
-
-    def _from_store(self, unique: list[str], dim: int) -> dict[int, np.ndarray]:
-        """Vectors the store already holds for these texts, by position in ``unique``."""
-        if self.store is None:
-            return {}
-        found = self.store.get_many(self.embedder.fingerprint, unique)
-        stored = {}
-        for i, text in enumerate(unique):
-            vector = found.get(text_key(text))
-            if vector is not None and vector.shape == (dim,):
-                stored[i] = vector
-        self.reused += len(stored)
-        return stored
-
-
-def vector_column(vectors: np.ndarray, dtype: str) -> pa.FixedSizeListArray:
-    """(n, d) vectors as an Arrow column of fixed-size lists of ``dtype``."""
-    matrix = np.ascontiguousarray(vectors, dtype=np.float16 if dtype == "float16" else np.float32)
-    n, dim = matrix.shape
-    return pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(n * dim), type=DTYPES[dtype]), dim)
-
-
-def vector_sequence_column(sequences: Sequence[np.ndarray], dim: int, dtype: str) -> pa.ListArray:
-    """Ragged sequences of (n_i, d) vectors as a list column of fixed-size lists."""
-    offsets = np.zeros(len(sequences) + 1, dtype=np.int32)
-    np.cumsum([len(s) for s in sequences], out=offsets[1:])
-    flat = np.concatenate(sequences) if sequences else np.zeros((0, dim), dtype=np.float32)
-    return pa.ListArray.from_arrays(
-        pa.array(offsets, type=pa.int32()), vector_column(flat.reshape(-1, dim), dtype)
-    )
-
-
-def vector_type(dim: int, dtype: str) -> pa.DataType:
-    return pa.list_(DTYPES[dtype], dim)
-
-
-def int_list_column(lists: Sequence[Sequence[int]]) -> pa.ListArray:
-    return pa.array([list(map(int, x)) for x in lists], type=pa.list_(pa.int32()))
 
 
 def seeded_rng(seed: int, key: str) -> np.random.Generator:
@@ -477,64 +359,6 @@ def require_articles(n_articles: int, kind: str) -> None:
             f"the corpus yielded no articles, so there is nothing to build for the {kind} dataset: check the "
             "corpus name, --langs and that the corpus was fetched (`vbert corpus fetch debian`)"
         )
-
-
-def merge_blank_pieces(pieces: Sequence[str], blank: Sequence[bool]) -> list[str]:
-    """Glue pieces that hold no token (whitespace) onto their neighbour, so no text is lost.
-
-    A blank piece joins the piece before it (the next one when it comes first); joined, the
-    result still covers the whole text, and every piece keeps at least one token.
-    """
-    merged: list[str] = []
-    leading = ""
-    for piece, is_blank in zip(pieces, blank, strict=True):
-        if is_blank:
-            if merged:
-                merged[-1] += piece
-            else:
-                leading += piece
-        else:
-            merged.append(leading + piece)
-            leading = ""
-    return merged
-
-
-def dataset_card(
-    manifest: dict[str, Any], title: str, summary: str, columns: dict[str, str], extra_configs: dict[str, str]
-) -> str:
-    """A Hugging Face dataset card: YAML ``configs`` (so ``load_dataset(folder)`` finds the splits) + a summary."""
-    lines = ["---", "configs:", "- config_name: default", "  data_files:"]
-    for split in sorted(manifest["splits"]):
-        lines += [f"  - split: {split}", f"    path: data/{split}-*.parquet"]
-    for name, pattern in extra_configs.items():
-        lines += [f"- config_name: {name}", "  data_files:", "  - split: train", f"    path: {pattern}"]
-    embedder = manifest["embedder"]
-    lines += [
-        "---",
-        "",
-        f"# {title}",
-        "",
-        summary,
-        "",
-        "Built by `vbert`; every parameter below is also in `manifest.json`, with the sha256 of each file.",
-        "",
-        f"- embedder: `{embedder['name']}` (fingerprint `{embedder['fingerprint']}`, dim {embedder['dim']}, "
-        f"document prefix {embedder['prefix']!r})",
-        f"- parameters: `{canonical_params(manifest['params'])}`",
-        f"- vectors stored as {manifest['dtype']}, seed {manifest['seed']}, splits: {manifest['split_spec']}",
-        f"- corpus: {manifest['corpus'].get('n_articles', 0)} articles, sha256 `{manifest['corpus']['sha256']}`",
-        "- rows: " + ", ".join(f"{s} {v['rows']}" for s, v in sorted(manifest["splits"].items())),
-        "",
-        "| column | meaning |",
-        "|---|---|",
-        *(f"| `{name}` | {meaning} |" for name, meaning in columns.items()),
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def canonical_params(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
 
 
 UnitMaker = Callable[[], tuple[list[OutputTable], dict[str, int]]]
