@@ -38,6 +38,7 @@ from vbert.data.datasets import (
     build_n_to_one,
 )
 from vbert.data.datasets.toy import ToyEmbedder, toy_articles
+from vbert.files import atomic_write_json
 
 
 class RecordingEmbedder:
@@ -178,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
     }
     if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        atomic_write_json(args.json, report, sort_keys=False)
     print("| dataset | articles | rows | texts | build s | raw encode s | ratio |")
     print("|---|---|---|---|---|---|---|")
     for r in results:

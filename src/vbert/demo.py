@@ -31,16 +31,11 @@ def _step(title: str) -> Callable[[], None]:
 
 
 def load_mergers(merger: str) -> dict:
-    """The competitors: the chosen merger (shipped default if present) and the three baselines."""
+    """The competitors: the chosen merger (shipped default if present) and every training-free baseline."""
     import torch
 
-    from vbert import (
-        MeanPoolMerger,
-        SequenceMergerConfig,
-        SequenceMergerModel,
-        TruncationBaseline,
-        load_merger,
-    )
+    from vbert import SequenceMergerConfig, SequenceMergerModel, load_merger
+    from vbert.mergers import MERGERS, baseline_names
 
     try:
         main = load_merger(merger)
@@ -52,12 +47,7 @@ def load_mergers(merger: str) -> dict:
         torch.manual_seed(0)  # the same untrained weights every run, so a re-run resumes its outputs
         main = SequenceMergerModel(SequenceMergerConfig(d_model=384)).eval()
         label = "merger-untrained"
-    return {
-        label: main,
-        "mean": MeanPoolMerger(),
-        "mean-weighted": MeanPoolMerger(weighted=True),
-        "truncation": TruncationBaseline(),
-    }
+    return {label: main, **{name: MERGERS.get(name).factory() for name in baseline_names()}}
 
 
 def showcase(embedder: object, mergers: dict, articles: list[Article], out: Path) -> None:
@@ -157,13 +147,14 @@ def run_demo(output: Path, merger: str = "default", quick: bool = False) -> None
 
     done = _step("Finesse benchmark on held-out probes (balanced score, q1q3, base chunk space)")
     from vbert.finesse import run_benchmark
+    from vbert.mergers import baseline_names
 
     config = finesse_config(
         output, report.corpus_dir, samples=3 if quick else 5, max_length=8 if quick else 16
     )
     main_name = next(iter(mergers))
     config["competitors"] = [{"name": main_name, "kind": "merger", "merger": merger}] + [
-        {"name": name, "kind": name} for name in ("mean", "mean-weighted", "truncation")
+        {"name": name, "kind": name} for name in baseline_names()
     ]
     run = run_benchmark(
         config, output / "finesse", embedder=embedder, mergers={main_name: mergers[main_name]}

@@ -1,4 +1,8 @@
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import torch
 import typer
@@ -44,3 +48,26 @@ def test_vbert_bench_rejects_unknown_sections(tmp_path):
     result = CliRunner().invoke(app, ["bench", "--sections", "nope", "--output", str(tmp_path)])
     assert result.exit_code != 0
     assert not (tmp_path / "report.json").exists()
+
+
+def test_vbert_bench_imports_the_suite_without_putting_the_checkout_on_sys_path(tmp_path):
+    """An installed ``vbert bench`` finds the checkout's suite but must not let the checkout shadow modules."""
+    checkout = Path(__file__).resolve().parents[2]
+    probe = (
+        "import sys; before = list(sys.path)\n"
+        "from vbert.cli.bench import _benchmark_suite\n"
+        "suite = _benchmark_suite()\n"
+        "assert sys.path == before, set(sys.path) - set(before)\n"
+        "print(suite.__file__)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(checkout / "src")}
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=checkout / "docs",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()) == checkout / "benchmarks" / "suite.py"

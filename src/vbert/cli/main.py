@@ -24,7 +24,10 @@ app = typer.Typer(
 
 InputsArg = Annotated[
     list[Path],
-    typer.Argument(help="Text files (.txt/.md), folders of them, or JSONL files with a 'text' field."),
+    typer.Argument(
+        help="Text files (.txt/.md), folders of them, or JSONL files with a 'text' field. Ids: the path "
+        "relative to the folder given (the file name for a file), or the JSONL row's string or integer 'id'."
+    ),
 ]
 OutputOpt = Annotated[
     Path, typer.Option("--output", "-o", help="Output file: .npy (plus .ids.json) or .parquet.")
@@ -81,6 +84,8 @@ def embed(
     """Texts → chunk embeddings: one row per chunk, with the document id and chunk index."""
     from vbert import load_embedder
 
+    if engine not in ("local", "ray"):
+        fail(f"unknown engine {engine!r}; choose 'local' or 'ray'")
     _check_options(output, chunk_tokens)
     documents = _read_documents(inputs)
     if engine == "ray":
@@ -88,9 +93,8 @@ def embed(
             documents, output, embedder, chunk_tokens, batch_size, workers, ray_address, _write_vectors
         )
         return
-    if engine != "local":
-        fail(f"unknown engine {engine!r}; choose 'local' or 'ray'")
-    model = load_embedder(embedder)
+    with reported(OSError, ValueError):
+        model = load_embedder(embedder)
     size = chunk_tokens or model.content_window
     if size > model.content_window:
         fail(f"--chunk-tokens {size} is more than the embedder's content window ({model.content_window})")
@@ -132,7 +136,7 @@ def merge(
     with reported():
         chosen_merger = load_checked_merger(merger)
     documents = _read_documents(inputs)
-    with reported(FileNotFoundError, ValueError):
+    with reported(OSError, ValueError):
         encoder = LongDocumentEncoder(
             load_embedder(embedder),
             chosen_merger,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vbert.data.errors import DebianFetchError, DiskFullError, NetworkError, PackageNotFoundError
-from vbert.files import sha256_file
+from vbert.files import normal_dir_mode, sha256_file
 
 MARKER = ".vbert-package.json"
 TEMP_PREFIX = ".partial-"
@@ -185,6 +185,7 @@ def fetch_package(
         (tree / MARKER).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         if target.exists():
             shutil.rmtree(target)
+        os.chmod(tree, normal_dir_mode())  # mkdtemp's folder is private (0700)
         os.replace(tree, target)
     except OSError as err:
         if err.errno == errno.ENOSPC:

@@ -53,7 +53,7 @@ from vbert.data.corpora.debian_sources import Family, Section, SourceFile, plan_
 from vbert.data.corpora.language import check_translation, normalize_lang, prose_paragraphs
 from vbert.data.corpora.store import article_line, iter_corpus, write_manifest
 from vbert.data.errors import DebianFetchError, ManPageError, PackageLayoutError, PackageNotFoundError
-from vbert.files import atomic_write_json, sha256_file, vbert_home
+from vbert.files import atomic_write_json, normal_dir_mode, sha256_file, vbert_home
 
 # Bump when the conversion output changes, so cached conversions are rebuilt.
 CONVERTER_VERSION = 1
@@ -169,6 +169,7 @@ def convert_package(
         atomic_write_json(work / CONVERTED_MARKER, marker)
         if target.exists():
             shutil.rmtree(target)
+        os.chmod(work, normal_dir_mode())  # mkdtemp's folder is private (0700)
         os.replace(work, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
