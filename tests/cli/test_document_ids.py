@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from cli_runner import assert_one_line_error, run, write_jsonl
 
-from vbert.data.corpora.files import read_documents
 from vbert.errors import DataError
 
 
@@ -58,12 +57,16 @@ def test_other_id_types_are_an_input_error(tmp_path, tiny_model_dir, bad_id):
 
 
 def test_duplicate_ids_are_an_input_error_naming_both_places(tmp_path):
+    from vbert.data.corpora.files import read_documents
+
     docs = write_jsonl(tmp_path / "docs.jsonl", [{"id": 1, "text": "one"}, {"id": "1", "text": "also one"}])
     with pytest.raises(DataError, match=r"'1' is given twice .*docs.jsonl:1 and .*docs.jsonl:2"):
         read_documents([docs])
 
 
 def test_a_single_file_is_named_by_its_file_name(tmp_path):
+    from vbert.data.corpora.files import read_documents
+
     (tmp_path / "notes.txt").write_text("some notes", encoding="utf-8")
     (tmp_path / "empty.md").write_text("  \n", encoding="utf-8")
     assert read_documents([tmp_path / "notes.txt", tmp_path / "empty.md"]) == [("notes.txt", "some notes")]

@@ -9,8 +9,6 @@ import numpy as np
 import pytest
 from cli_runner import assert_one_line_error, run, write_jsonl
 
-from vbert.data import vectors as vector_files
-from vbert.data.vectors import write_vectors
 from vbert.errors import DataError
 
 
@@ -42,6 +40,9 @@ def test_lone_surrogate_text_is_an_input_error(tmp_path, tiny_model_dir):
 
 
 def test_a_failure_while_writing_the_ids_leaves_the_old_vectors(tmp_path, monkeypatch):
+    from vbert.data import vectors as vector_files
+    from vbert.data.vectors import write_vectors
+
     output = tmp_path / "out.npy"
     write_vectors(output, ["a", "b", "c"], np.eye(3, 4), {"merger": "old"})
     before = _snapshot(output)
@@ -65,6 +66,8 @@ def _disk_full(self, data):
 
 
 def test_ids_that_do_not_match_the_rows_write_nothing(tmp_path):
+    from vbert.data.vectors import write_vectors
+
     with pytest.raises(DataError, match="one row per id"):
         write_vectors(tmp_path / "out.npy", ["a", "b"], np.ones((3, 4)))
     assert list(tmp_path.iterdir()) == []
