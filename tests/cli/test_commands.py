@@ -90,7 +90,7 @@ def test_info_reports_what_it_loaded_and_what_it_could_not(tiny_model_dir, tiny_
     broken = run("info", "--embedder", tiny_model_dir, "--merger", "nosuchmerger")
     assert broken.exit_code == 0, broken.output
     assert json.loads(broken.stdout[broken.stdout.index("{") :])["merger"].startswith(
-        "unavailable: no merger named"
+        "unavailable: unknown merger"
     )
 
 

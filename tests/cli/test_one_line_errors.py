@@ -53,8 +53,8 @@ def garbage_safetensors(tmp_path: Path, tiny_merger_dir: Path) -> Path:
 
 
 BAD_MERGERS = {
-    "folder_without_weights": (3, "has no model.safetensors"),
-    "pickle_as_safetensors": (4, "is a pickle"),
+    "folder_without_weights": (2, "has no model.safetensors"),
+    "pickle_as_safetensors": (4, "not a valid safetensors file"),
     "garbage_safetensors": (4, "not a valid safetensors file"),
 }
 
@@ -75,13 +75,24 @@ def test_export_hub_from_a_broken_merger_folder(request, tmp_path, fixture):
     assert not (tmp_path / "export").exists()
 
 
-@pytest.mark.parametrize("name", ["nosuchmerger", "./no/such/folder", "/no/such/folder", "~/no-such-merger"])
-def test_an_unknown_merger_name_is_not_looked_up_on_the_hub(tmp_path, three_docs, no_embedding, name):
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("nosuchmerger", "unknown merger 'nosuchmerger': not a registered name (mean, mean-weighted"),
+        ("./no/such/folder", "no such folder"),
+        ("/no/such/folder", "no such folder"),
+        ("~/no-such-merger", "no such folder"),
+        ("merger.safetensors", "no such folder"),
+    ],
+)
+def test_an_unknown_merger_name_is_not_looked_up_on_the_hub(
+    tmp_path, three_docs, no_embedding, name, message
+):
     started = time.perf_counter()
     result = run("merge", three_docs, "-o", tmp_path / "out.npy", "--merger", name)
-    assert_one_line_error(result, 2, "no merger named", "'mean'")
+    assert_one_line_error(result, 2, message)
     assert time.perf_counter() - started < 5  # no network round trip
-    assert_one_line_error(run("export-hub", name, tmp_path / "export"), 2, "no merger named")
+    assert_one_line_error(run("export-hub", name, tmp_path / "export"), 2, message)
 
 
 def test_export_hub_onto_an_existing_file_or_full_folder(tmp_path, tiny_merger_dir):
