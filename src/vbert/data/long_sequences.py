@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from vbert.cache import ChunkCache, text_key
 from vbert.data.article import Article
 from vbert.data.datasets.articles import chunk_article
-from vbert.data.datasets.common import vector_sequence_column
+from vbert.data.datasets.columns import vector_sequence_column
 from vbert.embedders.base import Embedder
 from vbert.errors import DataError, IntegrityError
 from vbert.files import atomic_path, atomic_write_json, read_json, sha256_file
