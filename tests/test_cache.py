@@ -5,6 +5,7 @@ import sqlite3
 import tempfile
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -183,3 +184,31 @@ def test_a_read_only_cache_is_used_read_only(tmp_path):
     finally:
         os.chmod(folder, 0o755)
         shutil.rmtree(folder)
+
+
+def test_fuzzed_cache_files_never_give_a_wrong_vector(tmp_path):
+    """Damage anywhere in the file: the cache opens (quarantining if needed) and returns only true vectors."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    texts, vectors = _filled_cache(tmp_path / "good.sqlite", rows=60, dim=32)
+    original = (tmp_path / "good.sqlite").read_bytes()
+    truth = {text_key(t): v for t, v in zip(texts, vectors, strict=True)}
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(offset=st.integers(0, len(original) - 1), patch=st.binary(min_size=1, max_size=64))
+    def check(offset, patch) -> None:
+        folder = Path(tempfile.mkdtemp(dir=tmp_path))
+        data = bytearray(original)
+        data[offset : offset + len(patch)] = patch
+        (folder / "c.sqlite").write_bytes(bytes(data))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            with ChunkCache(folder / "c.sqlite") as cache:
+                found = cache.get_many("fp", texts)
+                for key, vector in found.items():
+                    np.testing.assert_array_equal(vector, truth[key])
+                cache.put_many("fp", texts[:2], vectors[:2])  # still writable after any recovery
+        shutil.rmtree(folder)
+
+    check()

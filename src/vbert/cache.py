@@ -32,6 +32,7 @@ from vbert.errors import ResourceError
 from vbert.files import vbert_home
 
 SCHEMA_VERSION = 1
+_COLUMNS = {"chunks": ("fingerprint", "key", "dim", "vector", "checksum"), "meta": ("name", "value")}
 #: Seconds to wait for another process's lock before giving up (the first few silently).
 DEFAULT_TIMEOUT = 60.0
 _SILENT_WAIT = 5.0
@@ -41,6 +42,8 @@ _SIDE_FILES = ("-wal", "-shm")
 _BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 _READONLY_CODES = {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_CANTOPEN}
 _CORRUPT_CODES = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
+# A damaged header can also surface as a generic SQLITE_ERROR with one of these messages.
+_CORRUPT_MESSAGES = ("unsupported file format", "malformed")
 
 # Autocommit (transactions are explicit), and locks are waited for by busy_timeout and _patiently.
 _CONNECT = {"timeout": 0, "uri": True, "isolation_level": None, "check_same_thread": False}
@@ -74,9 +77,14 @@ def _error_kind(err: sqlite3.Error) -> str:
         return "busy"
     if primary in _READONLY_CODES:
         return "readonly"
-    if primary in _CORRUPT_CODES:
+    if primary in _CORRUPT_CODES or any(text in str(err) for text in _CORRUPT_MESSAGES):
         return "corrupt"
     return "other"
+
+
+def _decode_text(data: bytes) -> str:
+    # Damaged bytes in a TEXT column must not raise; such a row then fails its checks.
+    return data.decode("utf-8", errors="replace")
 
 
 class ChunkCache:
@@ -151,6 +159,7 @@ class ChunkCache:
             return sqlite3.connect(f"{uri}?immutable=1", **_CONNECT)
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
+        conn.text_factory = _decode_text
         conn.execute(f"PRAGMA busy_timeout = {int(min(_POLL, self.timeout) * 1000)}")
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if not self.read_only:
@@ -160,6 +169,10 @@ class ChunkCache:
                 self._create_schema(conn)
                 tables |= {"chunks", "meta"}
         if {"chunks", "meta"} <= tables:
+            for table, expected in _COLUMNS.items():
+                columns = tuple(row[1] for row in conn.execute(f"PRAGMA table_info({table})"))
+                if columns != expected:
+                    raise _Corrupt(f"table {table} has columns {columns}, expected {expected}")
             row = conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
             if row is None or row[0] != str(SCHEMA_VERSION):
                 raise _Corrupt(f"schema version {row and row[0]}, expected {SCHEMA_VERSION}")
@@ -193,7 +206,10 @@ class ChunkCache:
         announced = False
         while True:
             try:
-                return work()
+                try:
+                    return work()
+                except UnicodeDecodeError as err:  # sqlite3 decoding a damaged schema or error message
+                    raise _Corrupt(f"damaged text in the database ({err})") from err
             except sqlite3.DatabaseError as err:
                 if _error_kind(err) != "busy":
                     raise
@@ -255,7 +271,8 @@ class ChunkCache:
     def _get_many(self, fingerprint: str, texts: Sequence[str]) -> dict[str, np.ndarray]:
         if not self._has_table():
             return {}
-        keys = sorted({text_key(t) for t in texts})
+        wanted = {text_key(t) for t in texts}
+        keys = sorted(wanted)
         found: dict[str, np.ndarray] = {}
         damaged: list[str] = []
         for start in range(0, len(keys), 500):
@@ -265,7 +282,12 @@ class ChunkCache:
                 (fingerprint, *part),
             ).fetchall()
             for key, dim, blob, checksum in rows:
-                if _checksum(blob) != checksum or len(blob) != 4 * dim:
+                if (
+                    key not in wanted
+                    or not isinstance(blob, bytes)
+                    or _checksum(blob) != checksum
+                    or len(blob) != 4 * dim
+                ):
                     damaged.append(key)
                     continue
                 found[key] = np.frombuffer(blob, dtype=np.float32).copy()

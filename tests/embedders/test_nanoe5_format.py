@@ -211,3 +211,34 @@ def test_convert_refuses_non_empty_destination(tiny_e5s1, tmp_path: Path) -> Non
     with pytest.raises(FileExistsError, match="not empty"):
         convert_e5s1_to_hf(tiny_e5s1[0], tmp_path)
     assert (tmp_path / "keep.txt").read_text() == "user data"
+
+
+def test_fuzzed_images_parse_or_raise_a_format_error(tiny_e5s1, tmp_path_factory) -> None:
+    """Any byte-level damage gives a valid model or an E5S1FormatError, never another exception."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    original = tiny_e5s1[0].read_bytes()
+    folder = tmp_path_factory.mktemp("fuzz")
+    edits = st.lists(
+        st.tuples(st.integers(0, len(original) - 1), st.binary(min_size=1, max_size=8)),
+        min_size=1,
+        max_size=4,
+    )
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(edits=edits, cut=st.one_of(st.none(), st.integers(0, len(original))))
+    def check(edits, cut) -> None:
+        data = bytearray(original)
+        for offset, patch in edits:
+            data[offset : offset + len(patch)] = patch
+        path = folder / "fuzzed.bin"
+        path.write_bytes(bytes(data[:cut] if cut is not None else data))
+        try:
+            image = E5S1File(path)
+            for name, _ in image.bert_state_dict():
+                assert name
+        except E5S1FormatError:
+            pass
+
+    check()
