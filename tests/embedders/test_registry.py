@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from vbert.embedders import EMBEDDERS, Embedder, EmbedderEntry, load_embedder
-from vbert.embedders.registry import entry_for_hub_id
+from vbert.embedders.registry import entry_for_hub_id, entry_named
 from vbert.errors import ConfigError
 
 
@@ -68,6 +68,8 @@ def test_load_embedder_takes_settings_from_the_entry(tiny_entry, tiny_model_dir:
         "ask: ",
     )
     assert load_embedder("Tiny-Registered", prefix="").prefix == "", "arguments override the entry"
+    assert entry_named("multilingual-e5-small") is EMBEDDERS.get("default"), "display names load too"
+    assert entry_named("ALL-MINILM-L6-V2") is EMBEDDERS.get("minilm")
     copy = tiny_entry.load(tiny_model_dir, device="cpu")  # a local copy of a registered model
     assert (copy.prefix, copy.pooling, copy.max_tokens) == ("doc: ", "cls", 100)
     assert copy.fingerprint == embedder.fingerprint

