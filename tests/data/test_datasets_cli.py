@@ -23,6 +23,12 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(autouse=True)
+def own_vector_store(tmp_path, monkeypatch):
+    """The builds' default chunk-vector store lives under VBERT_HOME: keep it in the test's folder."""
+    monkeypatch.setenv("VBERT_HOME", str(tmp_path / "home"))
+
+
 @pytest.fixture
 def text_folder(tmp_path):
     folder = tmp_path / "texts"
@@ -111,3 +117,13 @@ def test_clear_errors(tmp_path, text_folder):
     assert fractions.exit_code == 2 and "--splits" in fractions.output
     not_built = runner.invoke(app, ["validate", str(tmp_path)])
     assert not_built.exit_code == 4 and "no manifest.json" in not_built.output
+
+
+def test_a_second_build_reuses_the_stores_vectors(tmp_path, text_folder):
+    corpus = ["--corpus", "files", "--corpus-dir", str(text_folder), "--embedder", "toy", "--min-tokens", "0"]
+    first = invoke("articles", "--out", str(tmp_path / "a"), *corpus)
+    assert "from the store" not in first.output
+    second = invoke("articles", "--out", str(tmp_path / "b"), *corpus)
+    assert "embedding 0 texts" in second.output and "reused from the store" in second.output
+    unstored = invoke("articles", "--out", str(tmp_path / "c"), *corpus, "--no-store")
+    assert "from the store" not in unstored.output and "embedding 0 texts" not in unstored.output

@@ -62,6 +62,15 @@ SplitsOpt = Annotated[
 OverwriteOpt = Annotated[
     bool, typer.Option("--overwrite", help="Replace a folder built with other parameters.")
 ]
+StoreOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--store",
+        help="Chunk-vector store (SQLite) to reuse vectors from and save new ones to; default "
+        "$VBERT_HOME/chunk-cache.sqlite, shared with the evaluations.",
+    ),
+]
+NoStoreOpt = Annotated[bool, typer.Option("--no-store", help="Embed every text; read and write no store.")]
 
 
 def _listed(value: str | None) -> list[str] | None:
@@ -145,7 +154,10 @@ def _options(
     dtype: str,
     overwrite: bool,
     corpus: dict,
+    store: Path | None = None,
+    no_store: bool = False,
 ) -> Any:
+    from vbert.cache import ChunkCache
     from vbert.data.datasets import CommonOptions
     from vbert.data.splits import normalize_fractions, split_of
 
@@ -167,6 +179,7 @@ def _options(
             split_spec=spec,
             overwrite=overwrite,
             corpus=corpus,
+            store=None if no_store else ChunkCache(store),
         )
     except ValueError as err:
         fail(str(err))
@@ -179,7 +192,8 @@ def _run(build: Callable[[], Any]) -> None:
         result = build()
     rank = os.environ.get("RANK", "0")
     summary = f"built {len(result.built)} shard(s), reused {len(result.reused)} in {result.seconds:.0f}s"
-    summary += f" ({result.embed_seconds:.0f}s embedding {result.texts_embedded} texts)"
+    summary += f" ({result.embed_seconds:.0f}s embedding {result.texts_embedded} texts"
+    summary += f", {result.texts_reused} reused from the store)" if result.texts_reused else ")"
     if result.manifest is not None:
         rows = ", ".join(f"{split}: {v['rows']}" for split, v in sorted(result.manifest["splits"].items()))
         typer.echo(
@@ -212,12 +226,16 @@ def articles(
     articles_per_shard: ShardOpt = 64,
     splits: SplitsOpt = "0.8,0.1,0.1",
     overwrite: OverwriteOpt = False,
+    store: StoreOpt = None,
+    no_store: NoStoreOpt = False,
 ) -> None:
     """One row per article: the embeddings of its consecutive CHUNK_TOKENS-token chunks."""
     from vbert.data.datasets import build_article_sequences
 
     open_corpus, description = _corpus_factory(corpus, corpus_dir, langs, sources, max_articles, max_per_lang)
-    options = _options(splits, seed, articles_per_shard, batch_size, dtype, overwrite, description)
+    options = _options(
+        splits, seed, articles_per_shard, batch_size, dtype, overwrite, description, store, no_store
+    )
     model = _load_embedder(embedder, device)
     _run(
         lambda: build_article_sequences(
@@ -262,12 +280,16 @@ def n_to_one(
     articles_per_shard: ShardOpt = 64,
     splits: SplitsOpt = "0.8,0.1,0.1",
     overwrite: OverwriteOpt = False,
+    store: StoreOpt = None,
+    no_store: NoStoreOpt = False,
 ) -> None:
     """Distillation pairs: chunk vectors of a window -> the window text's vector (or, --atomic, tokens -> span)."""
     from vbert.data.datasets import build_atomic, build_n_to_one
 
     open_corpus, description = _corpus_factory(corpus, corpus_dir, langs, sources, max_articles, max_per_lang)
-    options = _options(splits, seed, articles_per_shard, batch_size, dtype, overwrite, description)
+    options = _options(
+        splits, seed, articles_per_shard, batch_size, dtype, overwrite, description, store, no_store
+    )
     model = _load_embedder(embedder, device)
     if atomic:
         _run(
