@@ -43,6 +43,9 @@ def index_command(
     engine: EngineOpt = "local",
     ray_address: RayAddressOpt = None,
     workers: WorkersOpt = 1,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
+    ] = True,
     as_json: JsonOpt = False,
 ) -> None:
     """Index documents, or bring an index up to date: only new and changed chunks are embedded.
@@ -65,8 +68,8 @@ def index_command(
         shard_run = None
         if engine == "ray":
             documents = list(documents)
-            shard_run = idx.embed_on_ray(documents, workers, ray_address, show_progress=not as_json)
-        report = idx.sync(documents, sources, show_progress=not as_json)
+            shard_run = idx.embed_on_ray(documents, workers, ray_address, show_progress=progress)
+        report = idx.sync(documents, sources, show_progress=progress)
         if shard_run is not None:  # the sync found these chunks in the cache: they were embedded on Ray
             report.chunks_reused = max(report.chunks_reused - shard_run.chunks_embedded, 0)
             report.chunks_embedded += shard_run.chunks_embedded

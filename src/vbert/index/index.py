@@ -68,6 +68,12 @@ class SearchHit:
         return asdict(self)
 
 
+def _normalised(documents: Iterable[Document | tuple | dict]) -> Iterable[Document]:
+    """Checked documents; a list stays a list (so progress knows the total), a stream stays a stream."""
+    checked = as_documents(documents)
+    return list(checked) if isinstance(documents, Sequence) else checked
+
+
 def content_hash(document: Document) -> str:
     return text_key(document.title + "\x00" + document.text)
 
@@ -289,7 +295,7 @@ class Index:
         self, documents: Iterable[Document | tuple | dict], show_progress: bool = False
     ) -> IndexReport:
         """Add new documents and re-index changed ones; unchanged ones cost one hash."""
-        return self._write(as_documents(documents), remove_sources=(), show_progress=show_progress)
+        return self._write(_normalised(documents), remove_sources=(), show_progress=show_progress)
 
     def sync(
         self,
@@ -298,7 +304,7 @@ class Index:
         show_progress: bool = False,
     ) -> IndexReport:
         """:meth:`update`, then remove the documents of ``sources`` that ``documents`` no longer has."""
-        return self._write(as_documents(documents), remove_sources=set(sources), show_progress=show_progress)
+        return self._write(_normalised(documents), remove_sources=set(sources), show_progress=show_progress)
 
     def remove(self, ids: Iterable[str]) -> IndexReport:
         """Remove documents by id; ids not in the index are ignored (the report counts what was removed)."""
@@ -349,18 +355,25 @@ class Index:
             by_hash = {row.content_hash: row for row in existing.values()}
             seen: set[str] = set()
             pending: list[tuple[Document, str, DocumentRow | None]] = []
-            for doc in tqdm(documents, desc="indexing", unit="doc", disable=not show_progress):
+            total = len(documents) if isinstance(documents, Sequence) else None
+            bar = tqdm(total=total, desc="indexing", unit="doc", disable=not show_progress)
+            for doc in documents:
                 seen.add(doc.id)
                 digest = content_hash(doc)
                 old = existing.get(doc.id)
                 if old is not None and old.content_hash == digest:
                     report.unchanged += 1
+                    bar.update(1)
                     continue
                 pending.append((doc, digest, old))
                 if len(pending) == self.documents_per_commit:
                     self._commit(pending, by_hash, report)
+                    bar.update(len(pending))
+                    bar.set_postfix(embedded=report.chunks_embedded, reused=report.chunks_reused)
                     pending = []
             self._commit(pending, by_hash, report)
+            bar.update(len(pending))
+            bar.close()
             gone = [i for i, row in existing.items() if row.source in remove_sources and i not in seen]
             self.store.delete_documents(gone)
             report.removed = len(gone)
