@@ -6,7 +6,7 @@ import torch
 
 from vbert import MeanPoolMerger, TruncationBaseline, load_merger
 from vbert.errors import ConfigError, DataError, IntegrityError
-from vbert.mergers import merge_sequences
+from vbert.mergers import length_buckets, merge_sequences, prefix_merges
 
 
 def unit_rows(n: int, d: int = 8, seed: int = 0) -> np.ndarray:
@@ -173,3 +173,37 @@ def test_a_pickle_named_model_safetensors_is_refused_unread(tmp_path):
 def test_names_that_are_neither_folders_nor_known_nor_hub_ids(name, match):
     with pytest.raises(ConfigError, match=match):
         load_merger(name)
+
+
+def test_length_buckets_bound_rows_and_padded_positions():
+    lengths = [5, 1, 64, 3, 3, 200, 2, 64]
+    buckets = length_buckets(lengths, max_rows=3, max_positions=128)
+    assert sorted(i for bucket in buckets for i in bucket) == list(range(len(lengths)))
+    flat = [lengths[i] for bucket in buckets for i in bucket]
+    assert flat == sorted(lengths)
+    for bucket in buckets:
+        longest = max(lengths[i] for i in bucket)
+        assert len(bucket) <= 3
+        assert len(bucket) == 1 or len(bucket) * longest <= 128
+    assert [lengths[i] for i in buckets[-1]] == [200]
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, 64])
+def test_merge_sequences_and_prefix_merges_equal_one_merge_each(batch_size):
+    from vbert.model import SequenceMergerConfig, SequenceMergerModel
+
+    torch.manual_seed(0)
+    config = SequenceMergerConfig(d_model=8, num_layers=2, num_heads=2, ffn_dim=16, ppe_dim=2, dropout=0.0)
+    model = SequenceMergerModel(config).eval()
+    torch.nn.init.normal_(model.pooler.weight, std=0.5)  # not the mean-pooling start
+    x = unit_rows(37, seed=3)
+    weights = np.arange(1, 38, dtype=np.float64)
+    sequences = [x[:n] for n in (5, 1, 37, 3, 12)]
+    for merger in (model, MeanPoolMerger(), MeanPoolMerger(weighted=True)):
+        one_by_one = np.stack([merger.merge(s, weights[: len(s)]) for s in sequences])
+        merged = merge_sequences(
+            merger, sequences, [weights[: len(s)] for s in sequences], batch_size=batch_size, max_positions=40
+        )
+        assert np.abs(merged - one_by_one).max() <= 1e-5
+        prefixes = np.stack([merger.merge(x[: i + 1], weights[: i + 1]) for i in range(len(x))])
+        assert np.abs(prefix_merges(merger, x, weights) - prefixes).max() <= 1e-5

@@ -111,26 +111,47 @@ def baseline_names() -> list[str]:
     return [name for name, entry in MERGERS.items() if not entry.trained]
 
 
+#: Chunk positions (rows × longest) per ``merge_batch`` call in :func:`merge_sequences`.
+MERGE_POSITIONS = 2048
+
+
+def length_buckets(
+    lengths: Sequence[int], max_rows: int, max_positions: int = MERGE_POSITIONS
+) -> list[list[int]]:
+    """Indices of ``lengths`` in length order, cut into batches of at most ``max_rows`` rows and at
+    most ``max_positions`` padded positions (rows × longest; a longer sequence gets a batch alone)."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    buckets: list[list[int]] = []
+    for i in order:
+        if buckets and len(buckets[-1]) < max_rows and (len(buckets[-1]) + 1) * lengths[i] <= max_positions:
+            buckets[-1].append(i)
+        else:
+            buckets.append([i])
+    return buckets
+
+
 def merge_sequences(
     merger: Merger,
     sequences: Sequence[np.ndarray],
     weights: Sequence[np.ndarray] | None = None,
-    batch_size: int = 16,
+    batch_size: int = 64,
+    max_positions: int = MERGE_POSITIONS,
 ) -> np.ndarray:
-    """Merge sequences of different lengths: right-padded ``merge_batch`` calls of ``batch_size``.
+    """Merge sequences of different lengths: the one batched fast path of the package.
 
-    Sequences are grouped by length so padding stays small; rows come back in input order as
-    an (n, d) float32 array. A merger that gives NaN, infinity or a zero vector (e.g. a model fed
-    huge values) raises :class:`~vbert.errors.DataError` instead of returning it.
+    Sequences are sorted by length and cut into right-padded ``merge_batch`` calls of at most
+    ``batch_size`` rows and ``max_positions`` padded chunk positions (:func:`length_buckets`), so
+    padding stays small and memory bounded; a trained merger also skips the padding that is left
+    (``merge_batch`` runs packed). Rows come back in input order as an (n, d) float32 array equal
+    to one ``merge`` per sequence. A merger that gives NaN, infinity or a zero vector (e.g. a
+    model fed huge values) raises :class:`~vbert.errors.DataError` instead of returning it.
     """
     if not len(sequences):
         raise DataError("no sequences to merge")
     sequences = [check_sequence(sequence) for sequence in sequences]
-    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
-    dim = np.asarray(sequences[0]).shape[-1]
+    dim = sequences[0].shape[-1]
     out = np.zeros((len(sequences), dim), dtype=np.float32)
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
+    for rows in length_buckets([len(s) for s in sequences], batch_size, max_positions):
         longest = max(len(sequences[i]) for i in rows)
         batch = np.zeros((len(rows), longest, dim), dtype=np.float32)
         mask = np.zeros((len(rows), longest), dtype=np.float32)
@@ -143,3 +164,13 @@ def merge_sequences(
                 batch_weights[r, :n] = weights[i]
         out[rows] = merger.merge_batch(batch, mask, batch_weights)
     return check_merged(out, str(getattr(merger, "name", type(merger).__name__)), sequences)
+
+
+def prefix_merges(merger: Merger, embeddings: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """s_i = merge(e_0..e_i) for every prefix i = 0..n-1, through :func:`merge_sequences`; (n, d) float32."""
+    x = check_sequence(embeddings)
+    prefixes = [x[: i + 1] for i in range(x.shape[0])]
+    if weights is None:
+        return merge_sequences(merger, prefixes)
+    w = np.asarray(weights, dtype=np.float64)
+    return merge_sequences(merger, prefixes, [w[: i + 1] for i in range(x.shape[0])])

@@ -74,6 +74,32 @@ def test_padding_and_batch_invariance():
     assert (model(noisy, attention_mask=mask).pooler_output - pooled).abs().max() <= 1e-5
 
 
+@pytest.mark.parametrize("mode", ["ppe", "additive", "none"])
+@pytest.mark.parametrize("pooled_only", [False, True])
+@pytest.mark.parametrize("layers", [1, 2])
+def test_packed_forward_skips_padding_with_the_same_output(mode, pooled_only, layers):
+    model = tiny(position_mode=mode, num_layers=layers)
+    lengths = (1, 4, 9, 2)
+    batch = torch.zeros(len(lengths), 9, D)
+    mask = torch.zeros(len(lengths), 9, dtype=torch.long)
+    for i, n in enumerate(lengths):
+        batch[i, :n] = unit(n, D)
+        mask[i, :n] = 1
+    with torch.no_grad():
+        padded = model(batch, attention_mask=mask, pooled_only=pooled_only)
+        packed = model(batch, attention_mask=mask, pooled_only=pooled_only, packed=True)
+    assert packed.last_hidden_state.shape == padded.last_hidden_state.shape
+    assert (packed.pooler_output - padded.pooler_output).abs().max() <= 1e-5
+    real = torch.cat((torch.ones(len(lengths), 1), mask, mask), dim=1)[:, : padded.last_hidden_state.shape[1]]
+    if pooled_only:
+        real = real[:, :1]
+    difference = (packed.last_hidden_state - padded.last_hidden_state) * real[..., None]
+    assert difference.abs().max() <= 1e-5
+    # A batch without padding takes the ordinary path.
+    full = model(batch[:, :1], pooled_only=pooled_only, packed=True).pooler_output
+    assert (full - model(batch[:, :1], pooled_only=pooled_only).pooler_output).abs().max() <= 1e-6
+
+
 @pytest.mark.parametrize("mode", ["ppe", "additive"])
 def test_order_sensitivity_with_positions(mode):
     model = tiny(residual_to_mean=False, position_mode=mode)

@@ -95,6 +95,30 @@ def paired_positional_encoding(
     return c1, c2
 
 
+class Packing:
+    """Where the real positions of a padded (B, T) batch are, so token-wise work can skip padding.
+
+    ``rows`` (P,) indexes the flattened (B * T) positions that are real; ``first`` (B,) is the
+    packed index of each row's position 0 (the CLS, always real). Linear layers, norms and the MLP
+    run on the packed (P, d) states; only attention scatters them back to (B, T).
+    """
+
+    def __init__(self, key_mask: torch.Tensor) -> None:
+        self.batch, self.length = key_mask.shape
+        self.rows = key_mask.flatten().nonzero().squeeze(1)
+        lengths = key_mask.sum(dim=1)
+        self.first = lengths.cumsum(dim=0) - lengths
+
+    def scatter(self, x: torch.Tensor) -> torch.Tensor:
+        """(P, k) packed → (B, T, k), zeros at the padding."""
+        padded = x.new_zeros(self.batch * self.length, x.shape[-1]).index_copy_(0, self.rows, x)
+        return padded.view(self.batch, self.length, -1)
+
+    def gather(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, k) → (P, k), the real positions only."""
+        return x.reshape(self.batch * self.length, -1).index_select(0, self.rows)
+
+
 class SelfAttention(nn.Module):
     def __init__(self, config: SequenceMergerConfig) -> None:
         super().__init__()
@@ -103,23 +127,43 @@ class SelfAttention(nn.Module):
         self.out = nn.Linear(config.d_model, config.d_model)
         self.dropout = config.dropout
 
-    def forward(self, h: torch.Tensor, key_mask: torch.Tensor, queries: int | None = None) -> torch.Tensor:
-        """Self-attention over ``h``; with ``queries`` only the first ``queries`` positions attend
-        (their outputs alone are returned), which is all the pooler needs from the last block."""
-        b, t, d = h.shape
+    def forward(
+        self,
+        h: torch.Tensor,
+        key_mask: torch.Tensor,
+        queries: int | None = None,
+        packing: Packing | None = None,
+    ) -> torch.Tensor:
+        """Self-attention over ``h`` (B, T, d), or over packed states (P, d) with ``packing``.
+
+        With ``queries`` only the first ``queries`` positions attend (their outputs alone are
+        returned, (B, queries, d)), which is all the pooler needs from the last block; packed
+        input allows ``queries=1`` (the CLS) only. Packed input without ``queries`` gives
+        packed output (P, d).
+        """
+        b, t = key_mask.shape
+        d = h.shape[-1]
         heads, width = self.num_heads, d // self.num_heads
         if queries is None:
-            q, k, v = self.qkv(h).view(b, t, 3, heads, width).unbind(dim=2)
+            qkv = self.qkv(h) if packing is None else packing.scatter(self.qkv(h))
+            q, k, v = qkv.view(b, t, 3, heads, width).unbind(dim=2)
         else:
             w_q, w_kv = self.qkv.weight.split((d, 2 * d))
             b_q, b_kv = self.qkv.bias.split((d, 2 * d))
-            q = F.linear(h[:, :queries], w_q, b_q).view(b, queries, heads, width)
-            k, v = F.linear(h, w_kv, b_kv).view(b, t, 2, heads, width).unbind(dim=2)
+            if packing is None:
+                first, kv = h[:, :queries], F.linear(h, w_kv, b_kv)
+            else:
+                if queries != 1:
+                    raise ValueError("packed attention computes all queries or the CLS query alone")
+                first, kv = h[packing.first][:, None], packing.scatter(F.linear(h, w_kv, b_kv))
+            q = F.linear(first, w_q, b_q).view(b, queries, heads, width)
+            k, v = kv.view(b, t, 2, heads, width).unbind(dim=2)
         q, k, v = (z.transpose(1, 2) for z in (q, k, v))
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=key_mask[:, None, None, :], dropout_p=self.dropout if self.training else 0.0
         )
-        return self.out(y.transpose(1, 2).reshape(b, q.shape[2], d))
+        y = y.transpose(1, 2).reshape(b, q.shape[2], d)
+        return self.out(y if packing is None or queries is not None else packing.gather(y))
 
 
 class Block(nn.Module):
@@ -137,9 +181,17 @@ class Block(nn.Module):
         )
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, h: torch.Tensor, key_mask: torch.Tensor, queries: int | None = None) -> torch.Tensor:
-        attended = self.dropout(self.attn(self.ln_attn(h), key_mask, queries))
-        h = (h if queries is None else h[:, :queries]) + attended
+    def forward(
+        self,
+        h: torch.Tensor,
+        key_mask: torch.Tensor,
+        queries: int | None = None,
+        packing: Packing | None = None,
+    ) -> torch.Tensor:
+        attended = self.dropout(self.attn(self.ln_attn(h), key_mask, queries, packing))
+        if queries is not None:
+            h = h[:, :queries] if packing is None else h[packing.first][:, None]
+        h = h + attended
         return h + self.dropout(self.mlp(self.ln_mlp(h)))
 
 
@@ -202,6 +254,7 @@ class SequenceMergerModel(SequenceMergerPreTrainedModel):
         output_hidden_states: bool = False,
         return_dict: bool = True,
         pooled_only: bool = False,
+        packed: bool = False,
         **kwargs,
     ) -> BaseModelOutputWithPooling:
         """Merge a batch of chunk-embedding sequences.
@@ -215,6 +268,10 @@ class SequenceMergerModel(SequenceMergerPreTrainedModel):
                 attention query, MLP and norms for the CLS position alone (keys and values
                 still see every position), about a fifth less work for a 4-layer merger.
                 ``last_hidden_state`` is then (B, 1, d), the CLS state only.
+            packed: skip the padding in every token-wise operation (projections, MLP, norms):
+                the real positions run as one packed (P, d) matrix and only attention sees the
+                padded layout, so a right-padded batch costs what its real chunks cost. Same
+                output as ``packed=False`` (within float rounding); ``merge_batch`` uses it.
         """
         if kwargs:
             raise TypeError(
@@ -263,12 +320,17 @@ class SequenceMergerModel(SequenceMergerPreTrainedModel):
         b = copy1.shape[0]
         h = torch.cat((self.cls.to(copy1.dtype).expand(b, 1, -1), tokens), dim=1)
         key_mask = torch.cat((key_mask.new_ones(b, 1), key_mask), dim=1).bool()
+        packing = Packing(key_mask) if packed and not output_hidden_states and not key_mask.all() else None
+        if packing is not None:
+            h = packing.gather(h)  # (P, d)
         hidden_states = [h] if output_hidden_states else None
         last = len(self.blocks) - 1
         for index, block in enumerate(self.blocks):
-            h = block(h, key_mask, queries=1 if pooled_only and index == last else None)
+            h = block(h, key_mask, queries=1 if pooled_only and index == last else None, packing=packing)
             if hidden_states is not None:
                 hidden_states.append(h)
+        if packing is not None and h.ndim == 2:
+            h = packing.scatter(h)  # (B, T, d)
         h = self.ln_final(h)
 
         pooled = self.pooler(h[:, 0])
@@ -377,6 +439,7 @@ class SequenceMergerModel(SequenceMergerPreTrainedModel):
                     torch.as_tensor(x, dtype=torch.float32, device=device),
                     attention_mask=torch.as_tensor(np.asarray(mask), device=device),
                     pooled_only=True,
+                    packed=True,
                 ).pooler_output
                 out = F.normalize(out.float(), dim=-1)
         finally:
