@@ -212,3 +212,30 @@ def test_fuzzed_cache_files_never_give_a_wrong_vector(tmp_path):
         shutil.rmtree(folder)
 
     check()
+
+
+def test_document_table_round_trip_and_older_files_gain_it(tmp_path):
+    from vbert.cache import DocumentChunks
+
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path)  # a cache written before the documents table existed
+    conn.execute(
+        "CREATE TABLE chunks (fingerprint TEXT NOT NULL, key TEXT NOT NULL, dim INTEGER NOT NULL, "
+        "vector BLOB NOT NULL, checksum TEXT NOT NULL, PRIMARY KEY (fingerprint, key))"
+    )
+    conn.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    conn.commit()
+    conn.close()
+    cache = ChunkCache(path)
+    record = DocumentChunks((text_key("a"), text_key("b")), (7, 3))
+    cache.put_documents("fp", "split-v1:50", {"hash-1": record})
+    assert cache.get_documents("fp", "split-v1:50", ["hash-1", "hash-2"]) == {"hash-1": record}
+    assert cache.get_documents("fp", "split-v1:40", ["hash-1"]) == {}
+    assert cache.get_documents("other", "split-v1:50", ["hash-1"]) == {}
+    vectors = np.eye(2, 4, dtype=np.float32)
+    cache.put_many("fp", ["a", "b"], vectors)
+    found = cache.get_vectors("fp", record.keys)
+    np.testing.assert_array_equal(np.stack([found[k] for k in record.keys]), vectors)
+    with pytest.raises(ValueError, match="one token count"):
+        DocumentChunks((text_key("a"),), (1, 2))

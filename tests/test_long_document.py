@@ -8,7 +8,7 @@ from vbert import (
     SequenceMergerModel,
     TruncationBaseline,
 )
-from vbert.cache import ChunkCache
+from vbert.cache import ChunkCache, text_key
 
 DOCS = [
     " ".join(f"w{i}" for i in range(150)),
@@ -85,3 +85,57 @@ def test_other_embedder_fingerprint_warns(fake_embedder):
 def test_chunk_tokens_must_fit_the_window(fake_embedder):
     with pytest.raises(ValueError, match="content window"):
         LongDocumentEncoder(fake_embedder, MeanPoolMerger(), chunk_tokens=1000, cache=False)
+
+
+class CountingSplits:
+    """Wraps an embedder and counts how often documents are cut into chunks."""
+
+    def __init__(self, embedder) -> None:
+        self.inner = embedder
+        self.splits = 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def split(self, text, max_tokens):
+        self.splits += 1
+        return self.inner.split(text, max_tokens)
+
+
+def test_a_cached_document_is_not_cut_again(fake_embedder, tmp_path):
+    embedder = CountingSplits(fake_embedder)
+    path = tmp_path / "c.sqlite"
+    # The repeated document is cut once; the record serves every merger (token counts included).
+    for merger, splits in ((MeanPoolMerger(), 3), (MeanPoolMerger(weighted=True), 0)):
+        encoder = LongDocumentEncoder(embedder, merger, chunk_tokens=50, cache=path)
+        first = encoder.encode(DOCS + [DOCS[0]])
+        assert embedder.splits == splits
+        calls = fake_embedder.calls
+        again = LongDocumentEncoder(embedder, merger, chunk_tokens=50, cache=path).encode(DOCS)
+        assert (embedder.splits, fake_embedder.calls) == (splits, calls)
+        assert np.array_equal(again, first[:3])
+        embedder.splits = 0
+    uncached = LongDocumentEncoder(fake_embedder, MeanPoolMerger(weighted=True), chunk_tokens=50, cache=False)
+    assert np.abs(uncached.encode(DOCS) - again).max() <= 1e-6
+    # The record belongs to one chunking rule: another chunk size cuts the documents again.
+    LongDocumentEncoder(embedder, MeanPoolMerger(), chunk_tokens=40, cache=path).encode(DOCS[:1])
+    assert embedder.splits == 1
+
+
+def test_document_records_are_checked_and_lost_vectors_re_embedded(fake_embedder, tmp_path):
+    embedder = CountingSplits(fake_embedder)
+    cache = ChunkCache(tmp_path / "c.sqlite")
+    encoder = LongDocumentEncoder(embedder, MeanPoolMerger(), chunk_tokens=50, cache=cache)
+    expected = encoder.encode(DOCS)
+    chunks = cache.get_documents(fake_embedder.fingerprint, encoder.chunking, [text_key(DOCS[0])])
+    record = chunks[text_key(DOCS[0])]
+    assert len(record.keys) == 3 and record.tokens == (50, 50, 50)
+    # A damaged record is dropped and the document is cut again; a lost chunk vector is re-embedded.
+    cache._conn.execute(
+        "UPDATE documents SET chunk_tokens = '1,2,3' WHERE content_hash = ?", (text_key(DOCS[0]),)
+    )
+    cache._conn.execute("DELETE FROM chunks WHERE key = ?", (text_key(fake_embedder.split(DOCS[2], 50)[0]),))
+    embedder.splits, calls = 0, fake_embedder.calls
+    assert np.array_equal(encoder.encode(DOCS), expected)
+    assert embedder.splits == 2 and fake_embedder.calls == calls + 1
+    assert cache.get_documents(fake_embedder.fingerprint, encoder.chunking, [text_key(DOCS[0])]) == chunks

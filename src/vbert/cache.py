@@ -1,7 +1,9 @@
 """Persistent chunk-embedding cache: a SQLite file keyed by (embedder fingerprint, chunk sha256).
 
-Re-encoding a document whose chunks were seen before then costs only the merge. SQLite in
-WAL mode makes the file safe for several processes at once. The cache never throws away good
+Two tables: ``chunks`` holds the vectors; ``documents`` remembers, per document content hash
+and chunking rule, the keys and token counts of the document's chunks, so a document seen
+before is re-encoded by one lookup and one merge, without cutting it into chunks again.
+SQLite in WAL mode makes the file safe for several processes at once. The cache never throws away good
 data:
 
 * each row carries a checksum of its vector, so a damaged row is dropped and re-embedded, never
@@ -22,7 +24,8 @@ import os
 import sqlite3
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -33,6 +36,7 @@ from vbert.files import vbert_home
 
 SCHEMA_VERSION = 1
 _COLUMNS = {"chunks": ("fingerprint", "key", "dim", "vector", "checksum"), "meta": ("name", "value")}
+_DOCUMENT_COLUMNS = ("fingerprint", "chunking", "content_hash", "chunk_keys", "chunk_tokens", "checksum")
 #: Seconds to wait for another process's lock before giving up (the first few silently).
 DEFAULT_TIMEOUT = 60.0
 _SILENT_WAIT = 5.0
@@ -61,6 +65,25 @@ def text_key(text: str) -> str:
 
 def _checksum(blob: bytes) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class DocumentChunks:
+    """What a document was cut into: its chunks' keys (sha256 of the text) and token counts, in order."""
+
+    keys: tuple[str, ...]
+    tokens: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.keys) != len(self.tokens) or not self.keys:
+            raise ValueError("a document has at least one chunk, with one token count per chunk key")
+
+    def _columns(self) -> tuple[str, str]:
+        return "".join(self.keys), ",".join(map(str, self.tokens))
+
+
+def _document_checksum(keys: str, tokens: str) -> str:
+    return _checksum(f"{keys}|{tokens}".encode())
 
 
 class _Corrupt(sqlite3.DatabaseError):
@@ -165,18 +188,19 @@ class ChunkCache:
         if not self.read_only:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            if not {"chunks", "meta"} <= tables:
+            if not {"chunks", "meta", "documents"} <= tables:
                 self._create_schema(conn)
-                tables |= {"chunks", "meta"}
+                tables |= {"chunks", "meta", "documents"}
         if {"chunks", "meta"} <= tables:
-            for table, expected in _COLUMNS.items():
+            present = {**_COLUMNS, **({"documents": _DOCUMENT_COLUMNS} if "documents" in tables else {})}
+            for table, expected in present.items():
                 columns = tuple(row[1] for row in conn.execute(f"PRAGMA table_info({table})"))
                 if columns != expected:
                     raise _Corrupt(f"table {table} has columns {columns}, expected {expected}")
             row = conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
             if row is None or row[0] != str(SCHEMA_VERSION):
                 raise _Corrupt(f"schema version {row and row[0]}, expected {SCHEMA_VERSION}")
-        elif tables:
+        elif tables - {"documents"}:
             raise _Corrupt(f"it holds tables {sorted(tables)}, not a vbert chunk cache")
         problems = [row[0] for row in conn.execute("PRAGMA quick_check").fetchall()]
         if problems != ["ok"]:
@@ -192,6 +216,12 @@ class ChunkCache:
                 "dim INTEGER NOT NULL, vector BLOB NOT NULL, checksum TEXT NOT NULL, PRIMARY KEY (fingerprint, key))"
             )
             conn.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            # Added after schema version 1 without changing its meaning: older files gain it on open.
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS documents (fingerprint TEXT NOT NULL, chunking TEXT NOT NULL, "
+                "content_hash TEXT NOT NULL, chunk_keys TEXT NOT NULL, chunk_tokens TEXT NOT NULL, "
+                "checksum TEXT NOT NULL, PRIMARY KEY (fingerprint, chunking, content_hash))"
+            )
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             conn.execute("COMMIT")
         except BaseException:
@@ -268,11 +298,22 @@ class ChunkCache:
             self._recover(err)
             return {}
 
+    def get_vectors(self, fingerprint: str, keys: Iterable[str]) -> dict[str, np.ndarray]:
+        """:meth:`get_many` by chunk key (sha256 of the text) instead of text."""
+        unique = sorted(set(keys))
+        try:
+            return self._patiently("lookup", lambda: self._get_keys(fingerprint, unique))
+        except sqlite3.DatabaseError as err:
+            self._recover(err)
+            return {}
+
     def _get_many(self, fingerprint: str, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        return self._get_keys(fingerprint, sorted({text_key(t) for t in texts}))
+
+    def _get_keys(self, fingerprint: str, keys: list[str]) -> dict[str, np.ndarray]:
         if not self._has_table():
             return {}
-        wanted = {text_key(t) for t in texts}
-        keys = sorted(wanted)
+        wanted = set(keys)
         found: dict[str, np.ndarray] = {}
         damaged: list[str] = []
         for start in range(0, len(keys), 500):
@@ -326,19 +367,85 @@ class ChunkCache:
                 raise ResourceError(f"the chunk cache {self.path} failed: {again}") from again
 
     def _put_rows(self, rows: list[tuple]) -> None:
+        self._write("INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?, ?)", rows)
+
+    # -- documents -----------------------------------------------------------------------------
+    def get_documents(
+        self, fingerprint: str, chunking: str, content_hashes: Iterable[str]
+    ) -> dict[str, DocumentChunks]:
+        """The recorded chunks of documents by content hash, for one embedder and chunking rule.
+
+        ``chunking`` names the rule that cut the documents (e.g. ``"split-v1:512"``): a document
+        cut another way has other chunks. Damaged rows are dropped (the document is cut again).
+        """
+        unique = sorted(set(content_hashes))
+        try:
+            return self._patiently("lookup", lambda: self._get_documents(fingerprint, chunking, unique))
+        except sqlite3.DatabaseError as err:
+            self._recover(err)
+            return {}
+
+    def _get_documents(self, fingerprint: str, chunking: str, hashes: list[str]) -> dict[str, DocumentChunks]:
+        if not self._has_table("documents"):
+            return {}
+        found: dict[str, DocumentChunks] = {}
+        damaged: list[str] = []
+        for start in range(0, len(hashes), 500):
+            part = hashes[start : start + 500]
+            rows = self._conn.execute(
+                "SELECT content_hash, chunk_keys, chunk_tokens, checksum FROM documents WHERE fingerprint = ? "
+                f"AND chunking = ? AND content_hash IN ({','.join('?' * len(part))})",
+                (fingerprint, chunking, *part),
+            ).fetchall()
+            for content_hash, keys, tokens, checksum in rows:
+                try:
+                    if _document_checksum(keys, tokens) != checksum or len(keys) % 64:
+                        raise ValueError(checksum)
+                    found[content_hash] = DocumentChunks(
+                        tuple(keys[i : i + 64] for i in range(0, len(keys), 64)),
+                        tuple(int(t) for t in tokens.split(",")),
+                    )
+                except (ValueError, TypeError):
+                    damaged.append(content_hash)
+        if damaged and not self.read_only:
+            self._conn.executemany(
+                "DELETE FROM documents WHERE fingerprint = ? AND chunking = ? AND content_hash = ?",
+                [(fingerprint, chunking, h) for h in damaged],
+            )
+        return found
+
+    def put_documents(self, fingerprint: str, chunking: str, documents: Mapping[str, DocumentChunks]) -> None:
+        """Record documents' chunks by content hash (see :meth:`get_documents`); read-only: nothing."""
+        if self.read_only or not documents:
+            return
+        rows = []
+        for content_hash, chunks in documents.items():
+            keys, tokens = chunks._columns()
+            rows.append((fingerprint, chunking, content_hash, keys, tokens, _document_checksum(keys, tokens)))
+        sql = "INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?, ?)"
+        try:
+            self._patiently("store", lambda: self._write(sql, rows))
+        except sqlite3.DatabaseError as err:
+            if _error_kind(err) == "readonly":
+                self._become_read_only(err)
+                return
+            raise ResourceError(f"the chunk cache {self.path} failed: {err}") from err
+
+    def _write(self, sql: str, rows: list[tuple]) -> None:
         self._conn.execute("BEGIN IMMEDIATE")
         try:
-            self._conn.executemany("INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?, ?)", rows)
+            self._conn.executemany(sql, rows)
             self._conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("ROLLBACK")
             raise
 
-    def _has_table(self) -> bool:
-        # A read-only cache may be a file that was never written (no tables yet).
+    def _has_table(self, name: str = "chunks") -> bool:
+        # A read-only cache may be a file that was never written (no tables yet), or written by
+        # a vbert without the documents table.
         return not self.read_only or bool(
-            self._conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'chunks'").fetchone()
+            self._conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone()
         )
 
     def __len__(self) -> int:

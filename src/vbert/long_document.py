@@ -10,10 +10,13 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from vbert.cache import ChunkCache, text_key
+from vbert.cache import ChunkCache, DocumentChunks, text_key
 from vbert.embedders.base import Embedder
 from vbert.errors import ConfigError, DataError
 from vbert.mergers import Merger, merge_sequences
+
+#: Version of the chunking rule (``embedder.split`` at ``chunk_tokens``) in the cache's document table.
+CHUNKING_VERSION = "split-v1"
 
 
 class LongDocumentEncoder:
@@ -22,7 +25,9 @@ class LongDocumentEncoder:
     Each document is split on token boundaries into chunks of at most ``chunk_tokens``
     content tokens (default: the embedder's whole window), the chunks are embedded (through
     the persistent chunk cache, so a chunk seen before is never embedded again), and the
-    merger turns each document's chunk sequence into one unit vector.
+    merger turns each document's chunk sequence into one unit vector. The cache also records,
+    per document content hash, the keys and token counts of its chunks, so a document seen
+    before is not cut again: its vectors come from one lookup, and it costs one merge.
 
     Args:
         embedder: any object with the :class:`vbert.embedders.base.Embedder` protocol.
@@ -78,44 +83,89 @@ class LongDocumentEncoder:
 
     def embed_chunks(self, chunks: Sequence[str]) -> np.ndarray:
         """Embeddings (n, d) of ``chunks``, reading and filling the cache."""
-        fingerprint = self.embedder.fingerprint
-        cached = self.cache.get_many(fingerprint, chunks) if self.cache is not None else {}
-        missing = sorted({text_key(c): c for c in chunks if text_key(c) not in cached}.items())
-        if missing:
-            texts = [text for _, text in missing]
-            vectors = self.embedder.encode(texts, batch_size=self.batch_size)
-            if self.cache is not None:
-                self.cache.put_many(fingerprint, texts, vectors)
-            cached.update({key: vector for (key, _), vector in zip(missing, vectors, strict=True)})
-        return np.stack([cached[text_key(c)] for c in chunks]).astype(np.float32)
+        vectors = self._embed_texts(chunks, {})
+        return np.stack([vectors[text_key(c)] for c in chunks]).astype(np.float32)
+
+    @property
+    def chunking(self) -> str:
+        """The chunking rule's name in the cache's document table."""
+        return f"{CHUNKING_VERSION}:{self.chunk_tokens}"
 
     def iter_chunk_embeddings(
         self, documents: Iterable[str], documents_per_batch: int = 64
-    ) -> Iterator[tuple[list[str], np.ndarray]]:
-        """Yield ``(chunks, embeddings)`` per document, in order; chunks of a batch are embedded together."""
+    ) -> Iterator[tuple[DocumentChunks, np.ndarray]]:
+        """Yield ``(chunks, embeddings)`` per document, in order: the chunk keys and token counts, and
+        the (n, d) chunk vectors. Documents the cache has seen are not cut again; the chunks of the
+        others are embedded together, a batch at a time."""
         iterator = iter(documents)
         offset = 0
         while batch := list(itertools.islice(iterator, documents_per_batch)):
-            chunked = []
-            for i, doc in enumerate(batch):
+            yield from self._embed_batch(batch, offset)
+            offset += len(batch)
+
+    def _embed_batch(self, batch: list[str], offset: int) -> list[tuple[DocumentChunks, np.ndarray]]:
+        hashes = []
+        for i, doc in enumerate(batch):
+            if not isinstance(doc, str) or not doc or doc.isspace():
                 try:
-                    chunked.append(self.chunk(doc))
+                    self.chunk(doc)
                 except (ValueError, TypeError) as err:
                     raise type(err)(f"document {offset + i}: {err}") from err
-            vectors = self.embed_chunks([c for chunks in chunked for c in chunks])
-            start = 0
-            for chunks in chunked:
-                yield chunks, vectors[start : start + len(chunks)]
-                start += len(chunks)
-            offset += len(batch)
+            hashes.append(text_key(doc))
+        fingerprint = self.embedder.fingerprint
+        known, vectors = {}, {}
+        if self.cache is not None:
+            known = self.cache.get_documents(fingerprint, self.chunking, hashes)
+            vectors = self.cache.get_vectors(
+                fingerprint, [k for chunks in known.values() for k in chunks.keys]
+            )
+        fresh: dict[str, tuple[DocumentChunks, list[str]]] = {}
+        for i, (doc, content_hash) in enumerate(zip(batch, hashes, strict=True)):
+            chunks = known.get(content_hash)
+            if (chunks is None or any(k not in vectors for k in chunks.keys)) and content_hash not in fresh:
+                try:
+                    texts = self.chunk(doc)
+                except (ValueError, TypeError) as err:
+                    raise type(err)(f"document {offset + i}: {err}") from err
+                tokens = tuple(max(self.embedder.count_tokens(t), 1) for t in texts)
+                fresh[content_hash] = (DocumentChunks(tuple(map(text_key, texts)), tokens), texts)
+        if fresh:
+            texts = [text for _, chunk_texts in fresh.values() for text in chunk_texts]
+            vectors.update(self._embed_texts(texts, vectors))
+            if self.cache is not None:
+                self.cache.put_documents(fingerprint, self.chunking, {h: c for h, (c, _) in fresh.items()})
+            known.update({h: chunks for h, (chunks, _) in fresh.items()})
+        out = []
+        for content_hash in hashes:
+            chunks = known[content_hash]
+            out.append((chunks, np.stack([vectors[k] for k in chunks.keys]).astype(np.float32)))
+        return out
+
+    def _embed_texts(self, chunks: Sequence[str], known: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Vectors by key of ``chunks`` not in ``known``: from the cache, or embedded and stored."""
+        fingerprint = self.embedder.fingerprint
+        wanted = {text_key(c): c for c in chunks}
+        wanted = {key: text for key, text in wanted.items() if key not in known}
+        found = self.cache.get_vectors(fingerprint, wanted) if self.cache is not None and wanted else {}
+        missing = sorted((key, text) for key, text in wanted.items() if key not in found)
+        if missing:
+            texts = [text for _, text in missing]
+            new = self.embedder.encode(texts, batch_size=self.batch_size)
+            if self.cache is not None:
+                self.cache.put_many(fingerprint, texts, new)
+            found.update({key: vector for (key, _), vector in zip(missing, new, strict=True)})
+        return found
 
     def iter_encode(self, documents: Iterable[str], documents_per_batch: int = 64) -> Iterator[np.ndarray]:
         """Yield one unit vector per document, in order, in bounded memory."""
         pending = self.iter_chunk_embeddings(documents, documents_per_batch)
+        weighted = getattr(self.merger, "weighted", False)
         while group := list(itertools.islice(pending, documents_per_batch)):
-            chunked = [chunks for chunks, _ in group]
             sequences = [vectors for _, vectors in group]
-            yield from merge_sequences(self.merger, sequences, self.chunk_weights(chunked))
+            weights = (
+                [np.asarray(chunks.tokens, dtype=np.float32) for chunks, _ in group] if weighted else None
+            )
+            yield from merge_sequences(self.merger, sequences, weights)
 
     def chunk_weights(self, chunked: list[list[str]]) -> list[np.ndarray] | None:
         """Per-chunk token counts when the merger uses them (token-weighted mean), else None."""

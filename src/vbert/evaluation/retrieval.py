@@ -50,7 +50,7 @@ def encode_documents(
         stream, total=len(texts), desc="embedding documents", disable=not show_progress
     ):
         sequences.append(vectors)
-        counts.append(np.array([max(embedder.count_tokens(c), 1) for c in chunks], dtype=np.float32))
+        counts.append(np.asarray(chunks.tokens, dtype=np.float32))
     return EncodedDocuments(sequences, counts)
 
 
