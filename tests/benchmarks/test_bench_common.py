@@ -70,7 +70,7 @@ def test_documents_split_into_exactly_the_requested_full_chunks(bench_context):
 
 def test_prefix_merges_batched_equal_one_by_one_within_1e5():
     from benchmarks.prefix import one_by_one
-    from vbert.finesse.batching import prefix_merges
+    from vbert.mergers import prefix_merges
 
     config = SequenceMergerConfig(d_model=64, num_layers=2, num_heads=4, ffn_dim=128, ppe_dim=8)
     merger = random_merger(config)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vbert.finesse.batching import prefix_merges, single_merges
+from vbert.finesse.batching import single_merges
 from vbert.finesse.config import parse_config
 from vbert.finesse.generate import generate
 from vbert.finesse.metrics import srs
 from vbert.finesse.probes import build_probes_from_config
 from vbert.finesse.raw import RawOutputError, RawRun
 from vbert.finesse.scoring import score_run
-from vbert.mergers import MeanPoolMerger, TruncationBaseline
+from vbert.mergers import MeanPoolMerger, TruncationBaseline, prefix_merges
 
 
 @pytest.mark.parametrize(

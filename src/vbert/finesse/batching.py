@@ -10,22 +10,6 @@ from vbert.embedders.base import Embedder
 from vbert.mergers import Merger
 
 
-def prefix_merges(merger: Merger, embeddings: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-    """s_i = merge(e_0..e_i) for every prefix i = 0..n-1, as ONE right-padded ``merge_batch`` call.
-
-    Row i of the batch holds e_0..e_i followed by zero padding; its mask is 1 for the real
-    chunks and 0 after. Returns (n, d) float32.
-    """
-    x = np.asarray(embeddings, dtype=np.float32)
-    n = x.shape[0]
-    mask = np.tril(np.ones((n, n), dtype=np.int64))
-    batch = x[None, :, :] * mask[:, :, None].astype(np.float32)
-    batch_weights = None
-    if weights is not None:
-        batch_weights = mask * np.asarray(weights, dtype=np.float64)[None, :]
-    return np.asarray(merger.merge_batch(batch, mask, batch_weights), dtype=np.float32)
-
-
 def single_merges(merger: Merger, embeddings: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
     """The merger's output on each chunk alone (the reference's "merger perspective"), shape (n, d)."""
     x = np.asarray(embeddings, dtype=np.float32)

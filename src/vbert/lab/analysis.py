@@ -249,8 +249,9 @@ class Lab:
         version: str,
         chunk_space: str,
     ) -> dict[str, Any]:
-        from vbert.finesse.batching import prefix_merges, single_merges
+        from vbert.finesse.batching import single_merges
         from vbert.finesse.metrics.rss import sample_anatomy, similarity_matrix
+        from vbert.mergers import prefix_merges
 
         token_counts = np.array([embedder.count_tokens(c) for c in chunks], dtype=np.int64)
         native = merger_name == NATIVE and NATIVE not in self.mergers

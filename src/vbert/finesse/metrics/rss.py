@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from vbert.embedders.base import Embedder
-from vbert.finesse.batching import prefix_merges, single_merges, truncate_to_window
+from vbert.finesse.batching import single_merges, truncate_to_window
 from vbert.finesse.environment import timed
 from vbert.finesse.metrics.base import (
     FORMULAS,
@@ -40,7 +40,7 @@ from vbert.finesse.metrics.base import (
     rounded,
     rounded_list,
 )
-from vbert.mergers import Merger
+from vbert.mergers import Merger, prefix_merges
 
 SCORE_VERSIONS: tuple[str, ...] = ("balanced", "sum")
 SCORE_SCALE = 500.0

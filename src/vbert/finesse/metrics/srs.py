@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from vbert.embedders.base import Embedder
-from vbert.finesse.batching import merge_gathered, prefix_merges, truncate_to_window, unit
+from vbert.finesse.batching import merge_gathered, truncate_to_window, unit
 from vbert.finesse.metrics.base import (
     METRICS,
     Column,
@@ -35,7 +35,7 @@ from vbert.finesse.metrics.base import (
     rounded,
     rounded_list,
 )
-from vbert.mergers import Merger
+from vbert.mergers import Merger, prefix_merges
 
 SRS_SCALE = 1000.0
 
