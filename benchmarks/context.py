@@ -55,7 +55,7 @@ class Settings:
     onnx_batches: tuple[int, ...] = (1, 64)
     onnx_chunks: tuple[int, ...] = (4, 16, 64)
     # 8. batched prefix merges (Finesse)
-    prefix_lengths: tuple[int, ...] = (16, 64)
+    prefix_lengths: tuple[int, ...] = (4, 16, 64, 128)
     # 9. one long window vs chunks: document lengths in windows
     long_context_windows: tuple[int, ...] = (4, 8)
     long_context_repeats: int = 3
@@ -88,7 +88,6 @@ class Settings:
             "scaling_max_power": 8,
             "onnx_batches": (1, 64),
             "onnx_chunks": (16,),
-            "prefix_lengths": (16,),
             "long_context_windows": (4,),
             "long_context_repeats": 1,
             "data_articles": 2,

@@ -54,8 +54,9 @@ def run(ctx: Context) -> dict[str, Any]:
         "what": (
             "embed_s: embedder.encode of the document's chunks (tokenise + forward + pool), batch "
             f"{settings.embed_batch}; merge_s: merger.merge of the cached chunk vectors (batch 1); "
-            "cached_encode_s: LongDocumentEncoder.encode of the text with every chunk in the cache "
-            "(split into chunks + cache lookup + merge); split_s: the split alone"
+            "cached_encode_s: LongDocumentEncoder.encode of a document seen before (its chunk keys are "
+            "recorded: one lookup + one merge, no tokenisation); split_s: cutting the text into chunks, "
+            "which a cached document no longer needs"
         ),
         "rows": rows,
     }

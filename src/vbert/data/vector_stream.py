@@ -1,0 +1,226 @@
+"""Streaming, resumable vector output for ``vbert embed`` and ``vbert merge``.
+
+Vectors arrive in batches. Each finished batch is kept in a work folder beside the output
+(``<output>.partial/``): its vectors as ``batch-NNNNNN.npy``, then ``batch-NNNNNN.json`` with the
+row ids, the per-row columns, the documents the batch consumed and the vectors' sha256. The json
+file is written last and atomically, so it marks a finished batch; a run killed at any point
+(kill -9 included) keeps every finished batch, and the next run with the same job skips their
+documents. When the input ends, the output is assembled in bounded memory and written as one
+unit (see :mod:`vbert.data.vectors`): a ``.npy`` through a memory-mapped file, one batch window at
+a time, with its ``.ids.json``; a ``.parquet`` with one row group per batch. Then the work
+folder is removed.
+
+A work folder left by another job (other inputs, models or settings: ``job`` differs) is
+discarded with a message, never mixed in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import shutil
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vbert.errors import DataError
+from vbert.files import atomic_path, atomic_write_bytes, atomic_write_json, canonical_json, read_json
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+
+
+def work_folder(output: Path) -> Path:
+    return output.with_name(output.name + ".partial")
+
+
+def input_signature(paths: Iterable[str | Path]) -> str:
+    """sha256 of the inputs' file names, sizes and modification times: changes when an input does."""
+    digest = hashlib.sha256()
+    for root in map(Path, paths):
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for file in files:
+            stat = file.stat()
+            digest.update(f"{file.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+class VectorStream:
+    """Batches of (ids, vectors) → a resumable work folder → the output file, written as one unit.
+
+    Args:
+        output: the ``.npy`` or ``.parquet`` file to write at :meth:`finish`.
+        job: what makes two runs the same job (inputs' signature, model fingerprints, settings);
+            a work folder of another job is discarded.
+
+    ``documents_done`` and ``document_ids`` tell a resumed run which documents to skip.
+    """
+
+    def __init__(self, output: str | Path, job: Mapping[str, Any]) -> None:
+        self.output = Path(output)
+        self.work = work_folder(self.output)
+        self.job = {"format_version": FORMAT_VERSION, **job}
+        self.batches: list[dict[str, Any]] = []
+        if self.work.exists():
+            self._resume()
+        if not self.work.exists():
+            self.work.mkdir(parents=True)
+            atomic_write_json(self.work / MANIFEST, {"job": self.job})
+
+    def _resume(self) -> None:
+        manifest = self.work / MANIFEST
+        try:
+            same_job = read_json(manifest, "work manifest").get("job") == json.loads(canonical_json(self.job))
+        except (OSError, ValueError):
+            same_job = False
+        if not same_job:
+            if not manifest.exists() and any(self.work.iterdir()):
+                raise DataError(f"{self.work} exists and is not a vbert work folder; move it away first")
+            print(f"vbert: discarding {self.work} (left by another job)", file=sys.stderr)
+            shutil.rmtree(self.work)
+            return
+        for index in range(sys.maxsize):
+            meta_path, vectors_path = self._paths(index)
+            try:
+                meta = read_json(meta_path, "batch record")
+                if hashlib.sha256(vectors_path.read_bytes()).hexdigest() != meta["sha256"]:
+                    raise ValueError("checksum")
+            except (OSError, ValueError, KeyError):
+                break
+            self.batches.append(meta)
+        for stale in self.work.glob("batch-*"):  # the unfinished batch and anything after it
+            if int(stale.name[6:12]) >= len(self.batches):
+                stale.unlink()
+        if self.batches:
+            print(
+                f"vbert: resuming: {self.documents_done} documents already done in {self.work}",
+                file=sys.stderr,
+            )
+
+    def _paths(self, index: int) -> tuple[Path, Path]:
+        return self.work / f"batch-{index:06d}.json", self.work / f"batch-{index:06d}.npy"
+
+    @property
+    def documents_done(self) -> int:
+        return sum(len(batch["documents"]) for batch in self.batches)
+
+    @property
+    def rows(self) -> int:
+        return sum(len(batch["ids"]) for batch in self.batches)
+
+    def document_ids(self) -> list[str]:
+        """Ids of the documents in finished batches, in order."""
+        return [doc_id for batch in self.batches for doc_id in batch["documents"]]
+
+    def add(
+        self,
+        ids: Sequence[str],
+        vectors: np.ndarray,
+        documents: Sequence[str],
+        columns: Mapping[str, Sequence[Any]] | None = None,
+    ) -> None:
+        """Keep one finished batch: row ``ids``, (rows, d) ``vectors``, the ``documents`` it consumed
+        and per-row ``columns`` (e.g. ``chunk_index``)."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        columns = {key: list(values) for key, values in (columns or {}).items()}
+        if vectors.ndim != 2 or vectors.shape[0] != len(ids):
+            raise DataError(f"{len(ids)} ids for vectors of shape {vectors.shape}; expected one row per id")
+        if any(len(values) != len(ids) for values in columns.values()):
+            raise DataError("every per-row column needs one value per id")
+        if self.batches and vectors.shape[1] != self.batches[0]["dim"]:
+            raise DataError(f"vectors of dimension {vectors.shape[1]} after {self.batches[0]['dim']}")
+        meta_path, vectors_path = self._paths(len(self.batches))
+        buffer = _npy_bytes(vectors)
+        atomic_write_bytes(vectors_path, buffer)
+        meta = {
+            "ids": list(ids),
+            "documents": list(documents),
+            "columns": columns,
+            "dim": int(vectors.shape[1]),
+            "sha256": hashlib.sha256(buffer).hexdigest(),
+        }
+        atomic_write_json(meta_path, meta)  # the commit point of this batch
+        self.batches.append(meta)
+
+    def _vectors(self, index: int) -> np.ndarray:
+        return np.load(self._paths(index)[1], allow_pickle=False)
+
+    def finish(self, extra: Mapping[str, Any] | None = None) -> int:
+        """Write the output (and ``.ids.json``) as one unit from the kept batches; remove the work folder.
+
+        ``extra`` holds run-level fields (fingerprints). Returns the number of rows.
+        """
+        from vbert.data.vectors import check_output
+
+        check_output(self.output)
+        if not self.batches:
+            raise DataError("no vectors were written: the input held no documents")
+        extra = dict(extra or {})
+        if self.output.suffix == ".npy":
+            self._finish_npy(extra)
+        else:
+            self._finish_parquet(extra)
+        shutil.rmtree(self.work)
+        return self.rows
+
+    def _finish_npy(self, extra: dict[str, Any]) -> None:
+        from vbert.data.vectors import ids_json, ids_path
+
+        dim = self.batches[0]["dim"]
+        content: dict[str, Any] = {"ids": [i for batch in self.batches for i in batch["ids"]], **extra}
+        for key in self.batches[0]["columns"]:
+            content[key] = [value for batch in self.batches for value in batch["columns"][key]]
+        ids_bytes = ids_json(content)
+        with contextlib.ExitStack() as stack:  # both temporaries are renamed only once both are written
+            vectors_tmp = stack.enter_context(atomic_path(self.output))
+            ids_tmp = stack.enter_context(atomic_path(ids_path(self.output)))
+            whole = np.lib.format.open_memmap(vectors_tmp, mode="w+", dtype=np.float32, shape=(self.rows, dim))
+            header = whole.offset
+            del whole
+            start = 0
+            for index, batch in enumerate(self.batches):
+                rows = len(batch["ids"])
+                # One batch window mapped at a time: memory stays at one batch, not the whole file.
+                window = np.memmap(
+                    vectors_tmp, np.float32, "r+", offset=header + start * dim * 4, shape=(rows, dim)
+                )
+                window[:] = self._vectors(index)
+                window.flush()
+                del window
+                start += rows
+            ids_tmp.write_bytes(ids_bytes)
+
+    def _finish_parquet(self, extra: dict[str, Any]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from vbert.data.vectors import ids_json
+
+        ids_json({"ids": [], **extra})  # the same validation of run-level fields as for .npy
+        with atomic_path(self.output) as tmp:
+            writer = None
+            for index, batch in enumerate(self.batches):
+                vectors = self._vectors(index)
+                columns = {"id": pa.array(batch["ids"], pa.string())}
+                columns.update({key: pa.array(values) for key, values in batch["columns"].items()})
+                flat = pa.array(vectors.reshape(-1), pa.float32())
+                columns["embedding"] = pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1])
+                table = pa.table(columns)
+                if extra:
+                    table = table.replace_schema_metadata({"vbert": json.dumps(extra, sort_keys=True)})
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table)  # one row group per batch
+            writer.close()
+
+
+def _npy_bytes(vectors: np.ndarray) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, vectors, allow_pickle=False)
+    return buffer.getvalue()
