@@ -286,6 +286,7 @@ class SequenceMergerModel(SequenceMergerPreTrainedModel):
             output_hidden_states=output_hidden_states,
             return_dict=return_dict,
             pooled_only=pooled_only,
+            packed=packed,
         )
 
     def forward_copies(
@@ -296,6 +297,7 @@ class SequenceMergerModel(SequenceMergerPreTrainedModel):
         output_hidden_states: bool = False,
         return_dict: bool = True,
         pooled_only: bool = False,
+        packed: bool = False,
     ) -> BaseModelOutputWithPooling:
         """:meth:`forward` with the two PPE copies given separately, on inputs already checked.
 
