@@ -401,6 +401,10 @@ def load_config(path: str | Path, check_paths: bool = True) -> BenchmarkConfig:
         data = yaml.safe_load(file.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise ConfigError(f"{file} is not valid YAML: {err}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{file} is not UTF-8 text ({err})") from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise ConfigError(f"{file} is not valid YAML: it is nested too deeply") from None
     return parse_config(data, str(file), base_dir=file.resolve().parent, check_paths=check_paths)
 
 

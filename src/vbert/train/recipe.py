@@ -281,6 +281,8 @@ def parse_recipe(text: str, source: str = "<recipe>") -> Recipe:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise RecipeError(f"{source} is not valid YAML: {err}") from err
+    except RecursionError as err:  # PyYAML composes nested collections recursively
+        raise RecipeError(f"{source} is not valid YAML: it is nested too deeply") from err
     if not isinstance(raw, dict):
         raise RecipeError(
             f"{source} must hold a mapping with name, model, stages, ...; got {type(raw).__name__}"
@@ -308,4 +310,8 @@ def load_recipe(path: str | Path) -> Recipe:
     path = Path(path)
     if not path.is_file():
         raise RecipeError(f"recipe {path} does not exist; the shipped recipes are in recipes/*.yaml")
-    return parse_recipe(path.read_text(encoding="utf-8"), str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise RecipeError(f"recipe {path} is not UTF-8 text ({err})") from err
+    return parse_recipe(text, str(path))
