@@ -14,6 +14,7 @@ from typing import Any
 from vbert.errors import DataError
 from vbert.files import read_json
 from vbert.finesse.metrics import get_metric
+from vbert.finesse.storage import reading_results
 
 COMPARABLE_FIELDS = ("metric", "formula", "score_version")
 
@@ -48,6 +49,11 @@ def mismatches(results: Sequence[dict[str, Any]]) -> list[str]:
 
 def compare(results: Sequence[dict[str, Any]], allow_mismatch: bool = False) -> str:
     """A Markdown table of mean score per length (columns = competitors), overall and latency rows."""
+    with reading_results("a results file"):
+        return _compare(results, allow_mismatch)
+
+
+def _compare(results: Sequence[dict[str, Any]], allow_mismatch: bool) -> str:
     if not results:
         raise DataError("give at least one results.json to compare")
     problems = mismatches(results)
@@ -104,4 +110,6 @@ def compare(results: Sequence[dict[str, Any]], allow_mismatch: bool = False) -> 
 
 def compare_files(paths: Sequence[str | Path], allow_mismatch: bool = False) -> str:
     """:func:`compare` over ``results.json`` files."""
-    return compare([read_json(p, "results file") for p in paths], allow_mismatch)
+    loaded = [read_json(p, "results file") for p in paths]
+    with reading_results(", ".join(map(str, paths))):
+        return _compare(loaded, allow_mismatch)

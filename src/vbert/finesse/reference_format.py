@@ -26,6 +26,7 @@ from typing import Any
 from vbert.errors import ConfigError, DataError, IntegrityError
 from vbert.finesse.metrics import get_metric
 from vbert.finesse.metrics.rss import sample_score
+from vbert.finesse.storage import reading_results
 
 #: File suffixes whose bytes the reference's ``model_hash`` covers (config and code are not hashed).
 MODEL_HASH_SUFFIXES = (".bin", ".safetensors", ".model", ".onnx", ".pt")
@@ -196,12 +197,23 @@ def to_reference(
 
     if score_version not in SCORE_VERSIONS:
         raise ConfigError(f"unknown score version {score_version!r}; use one of {', '.join(SCORE_VERSIONS)}")
-    if not str(results.get("format", "")).startswith("vbert-finesse-results/"):
+    if not isinstance(results, Mapping) or not str(results.get("format", "")).startswith(
+        "vbert-finesse-results/"
+    ):
         raise DataError("not a vbert Finesse results.json (its 'format' is not vbert-finesse-results/N)")
-    problems = check(dict(results))
-    if problems:
-        raise IntegrityError(f"the results fail their own integrity check: {'; '.join(problems)}")
-    names = dict(names or {})
+    with reading_results("the results"):
+        problems = check(dict(results))
+        if problems:
+            raise IntegrityError(f"the results fail their own integrity check: {'; '.join(problems)}")
+        return _reference(results, score_version, dict(names or {}), model_folders)
+
+
+def _reference(
+    results: Mapping[str, Any],
+    score_version: str,
+    names: dict[str, str | None],
+    model_folders: Mapping[str, str | Path] | None,
+) -> dict[str, Any]:
     competitor, probes = results["competitor"], results["probes"]
     mode = "native_mode" if competitor.get("mode") == "native" else "merger_mode"
     environment = results.get("environment", {})

@@ -8,13 +8,14 @@ temporary sibling renamed into place, with normal permissions).
 
 from __future__ import annotations
 
+import contextlib
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
 
-from vbert.errors import IntegrityError
+from vbert.errors import DataError, IntegrityError, VbertError
 from vbert.files import atomic_write
 
 PICKLE_PROTOCOL_BYTE = b"\x80"
@@ -23,6 +24,21 @@ ZIP_MAGIC = b"PK\x03\x04"
 
 class UnsafeFileError(IntegrityError):
     """A raw file carries a pickle payload or is not a plain NumPy archive."""
+
+
+@contextlib.contextmanager
+def reading_results(source: str) -> Iterator[None]:
+    """Report a ``results.json`` whose structure a reader did not expect (a field missing or of
+    the wrong type, found by hand editing or damage) as a :class:`DataError` naming ``source``."""
+    try:
+        yield
+    except VbertError:
+        raise
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as err:
+        raise DataError(
+            f"{source} is not a well-formed Finesse results file ({type(err).__name__}: {err}); "
+            "give results.json files written by `finesse score`, unedited"
+        ) from err
 
 
 def save_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:

@@ -25,6 +25,7 @@ from vbert.finesse.leaderboard.entries import (
 from vbert.finesse.leaderboard.page import SITE_ASSETS, UPLOT_VERSION, asset, render_page
 from vbert.finesse.metrics import get_metric
 from vbert.finesse.raw import RawOutputError, RawRun, find_runs
+from vbert.finesse.storage import reading_results
 
 _ANATOMY_FILE = re.compile(r"^m\d+\.js$")
 
@@ -123,30 +124,32 @@ def build_site(
     if anatomy_samples < 0:
         raise LeaderboardError(f"anatomy_samples must be 0 (all) or positive, got {anatomy_samples}")
     files = [Path(f) for f in results_files]
-    loaded = [load_results(f) for f in files]
-    checks = [hash_status(r, key) for r in loaded]
-    # Labels are unique within a metric's table (an rss and an srs run of one model share its name).
-    names = [
-        f"{r['metric']}\0{r['competitor'].get('name', f.stem)}" for r, f in zip(loaded, files, strict=True)
-    ]
-    labels = [label.split("\0", 1)[1] for label in unique_labels(names)]
-    entries = [
-        summarise(r, f"m{i}", label, check, str(f))
-        for i, (r, label, check, f) in enumerate(zip(loaded, labels, checks, files, strict=True))
-    ]
-    metrics = [get_metric(e["metric"]) for e in entries]
-    main = [e for e, m in zip(entries, metrics, strict=True) if m.ranked]
-    others = sorted(
-        (e for e, m in zip(entries, metrics, strict=True) if not m.ranked),
-        key=lambda e: -(e["overall"] or 0.0),
-    )
-    ranked = sorted(
-        (e for e in main if e["hash"]["status"] != HASH_INVALID and e["overall"] is not None),
-        key=lambda e: -e["overall"],
-    )
-    for rank, entry in enumerate(ranked, start=1):
-        entry["rank"] = rank
-    warnings = _warnings(entries, loaded)
+    with reading_results(", ".join(map(str, files))):
+        loaded = [load_results(f) for f in files]
+        checks = [hash_status(r, key) for r in loaded]
+        # Labels are unique within a metric's table (an rss and an srs run of one model share its name).
+        names = [
+            f"{r['metric']}\0{r['competitor'].get('name', f.stem)}"
+            for r, f in zip(loaded, files, strict=True)
+        ]
+        labels = [label.split("\0", 1)[1] for label in unique_labels(names)]
+        entries = [
+            summarise(r, f"m{i}", label, check, str(f))
+            for i, (r, label, check, f) in enumerate(zip(loaded, labels, checks, files, strict=True))
+        ]
+        metrics = [get_metric(e["metric"]) for e in entries]
+        main = [e for e, m in zip(entries, metrics, strict=True) if m.ranked]
+        others = sorted(
+            (e for e, m in zip(entries, metrics, strict=True) if not m.ranked),
+            key=lambda e: -(e["overall"] or 0.0),
+        )
+        ranked = sorted(
+            (e for e in main if e["hash"]["status"] != HASH_INVALID and e["overall"] is not None),
+            key=lambda e: -e["overall"],
+        )
+        for rank, entry in enumerate(ranked, start=1):
+            entry["rank"] = rank
+        warnings = _warnings(entries, loaded)
 
     out_dir = Path(out)
     anatomy_dir = out_dir / "anatomy"
