@@ -37,8 +37,8 @@ from vbert.data.datasets import (
     build_atomic,
     build_n_to_one,
 )
-from vbert.data.datasets.toy import ToyEmbedder, toy_articles
 from vbert.files import atomic_write_json
+from vbert.testing.toy import ToyEmbedder, toy_articles
 
 
 class RecordingEmbedder:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cli_runner import write_jsonl
+
+from tests.cli.cli_runner import write_jsonl
 
 
 @pytest.fixture(autouse=True)
@@ -29,12 +30,8 @@ def three_docs(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_merger_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A trained-kind (randomly initialised) merger for the tiny 32-d embedder, saved once."""
-    import torch
+    from vbert.testing.tiny_models import tiny_merger
 
-    from vbert.model import SequenceMergerConfig, SequenceMergerModel
-
-    torch.manual_seed(0)
-    config = SequenceMergerConfig(d_model=32, num_layers=1, num_heads=2, ffn_dim=64, ppe_dim=8)
     folder = tmp_path_factory.mktemp("tiny-merger")
-    SequenceMergerModel(config).eval().save_pretrained(folder)
+    tiny_merger(32, seed=0, num_layers=1, ppe_dim=8, dropout=0.1).eval().save_pretrained(folder)
     return folder

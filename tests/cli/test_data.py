@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from vbert.cli.data import app
 from vbert.data.datasets import load_pairs, load_sequences
-from vbert.data.datasets.toy import toy_articles
+from vbert.testing.toy import toy_articles
 
 runner = CliRunner()
 

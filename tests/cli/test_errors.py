@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_runner import assert_one_line_error, run
 
 import vbert
+from tests.cli.cli_runner import assert_one_line_error, run
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 import json
 
-from fixtures.index_corpus import make_document, write_corpus
 from typer.testing import CliRunner
 
+from tests.fixtures.index_corpus import make_document, write_corpus
 from vbert.cli.main import app
 from vbert.index import Index
 

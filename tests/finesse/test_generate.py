@@ -152,12 +152,12 @@ def test_generate_resumes_where_it_stopped(tmp_path, make_config, fake_embedder,
     with pytest.raises(RawOutputError, match="interrupted"):
         score_run(run)
     first_files = {n: (raw / "merger" / f"length_00{n}.npz").stat().st_mtime_ns for n in (3, 4)}
-    before = fake_embedder.encoded_texts
+    before = fake_embedder.texts
     generate(config, raw, probe_set=probe_set, embedder=fake_embedder, mergers={"merger": decay_merger})
     # lengths 3 and 4 are untouched; 5 was already embedded, so only 6 (+ its warm-up) is embedded now
     assert {n: (raw / "merger" / f"length_00{n}.npz").stat().st_mtime_ns for n in (3, 4)} == first_files
     warmup = config.runtime.warmup * 6
-    assert fake_embedder.encoded_texts - before == 2 * 6 + warmup
+    assert fake_embedder.texts - before == 2 * 6 + warmup
     resumed = score_run(RawRun.open(raw / "merger"))
     fresh_dir = tmp_path / "fresh"
     generate(config, fresh_dir, probe_set=probe_set, embedder=fake_embedder, mergers={"merger": decay_merger})
@@ -194,7 +194,7 @@ def test_chunks_longer_than_the_base_window_fail_before_embedding(tmp_path, make
     small_window = type(fake_embedder)(content_window=6)
     with pytest.raises(ValueError, match="exceed the base embedder's content window"):
         generate(config, tmp_path / "raw", probe_set=probe_set, embedder=small_window)
-    assert small_window.encoded_texts == 0
+    assert small_window.texts == 0
 
 
 def test_srs_merger_and_native(tmp_path, make_config, fake_embedder, decay_merger, native_embedder):

@@ -62,7 +62,7 @@ def test_too_few_documents_fails_before_any_embedding(tmp_path, corpus_factory, 
     message = str(err.value)
     assert "needs 24 documents" in message and "found only 10" in message
     assert "document_reuse: across_samples" in message
-    assert fake_embedder.encoded_texts == 0
+    assert fake_embedder.texts == 0
 
 
 def test_short_documents_do_not_count(tmp_path, corpus_factory, fake_embedder):

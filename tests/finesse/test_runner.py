@@ -21,7 +21,7 @@ def test_run_benchmark_with_injected_models(tmp_path, make_config, fake_embedder
     assert "| L | merger | mean | mean-weighted | truncation |" in run.summary
     assert (tmp_path / "out" / "results" / "summary.md").read_text() == run.summary
     # Running again reuses everything already written: nothing is embedded, the results are identical.
-    embedded = fake_embedder.encoded_texts
+    embedded = fake_embedder.texts
     again = run_benchmark(config, tmp_path / "out", embedder=fake_embedder, mergers={"merger": decay_merger})
-    assert fake_embedder.encoded_texts == embedded
+    assert fake_embedder.texts == embedded
     assert again.results == run.results

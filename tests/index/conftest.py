@@ -3,14 +3,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fixtures.index_corpus import CountingEmbedder, write_corpus
 
+from tests.fixtures.index_corpus import counting_embedder, write_corpus
 from vbert.mergers import MeanPoolMerger
+from vbert.testing import WordHashEmbedder
 
 
 @pytest.fixture
-def embedder() -> CountingEmbedder:
-    return CountingEmbedder()
+def embedder() -> WordHashEmbedder:
+    return counting_embedder()
 
 
 @pytest.fixture

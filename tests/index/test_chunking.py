@@ -1,17 +1,17 @@
 import pytest
-from fixtures.index_corpus import CountingEmbedder, make_document
 
+from tests.fixtures.index_corpus import counting_embedder, make_document
 from vbert.index import ChunkingSpec, chunk_text
 from vbert.index.chunking import Chunk
 
 
 @pytest.fixture
 def spec() -> ChunkingSpec:
-    return ChunkingSpec.for_embedder(CountingEmbedder())
+    return ChunkingSpec.for_embedder(counting_embedder())
 
 
 def test_chunks_cover_the_document_in_order_within_limits(spec):
-    embedder = CountingEmbedder()
+    embedder = counting_embedder()
     text = make_document(3, paragraphs=40)
     chunks = chunk_text(embedder, text, spec)
     assert len(chunks) > 5
@@ -23,7 +23,7 @@ def test_chunks_cover_the_document_in_order_within_limits(spec):
 
 
 def test_an_edit_near_the_start_keeps_later_chunks(spec):
-    embedder = CountingEmbedder()
+    embedder = counting_embedder()
     text = make_document(7, paragraphs=60)
     edited = text.replace(".", " inserted words here.", 1)
     before = {c.key for c in chunk_text(embedder, text, spec)}
@@ -33,7 +33,7 @@ def test_an_edit_near_the_start_keeps_later_chunks(spec):
 
 
 def test_oversize_paragraphs_are_cut_by_sentences_then_by_the_embedder(spec):
-    embedder = CountingEmbedder()
+    embedder = counting_embedder()
     sentence = " ".join(f"w{i}" for i in range(25)) + "."
     giant = " ".join(f"g{i}" for i in range(150))
     text = sentence + " " + sentence.replace("w", "v") + " " + giant
@@ -45,10 +45,10 @@ def test_oversize_paragraphs_are_cut_by_sentences_then_by_the_embedder(spec):
 
 def test_spec_validation_and_empty_text():
     with pytest.raises(ValueError, match="between 1 and"):
-        ChunkingSpec.for_embedder(CountingEmbedder(), 61)
+        ChunkingSpec.for_embedder(counting_embedder(), 61)
     with pytest.raises(ValueError, match="min_tokens < target_tokens"):
         ChunkingSpec(max_tokens=10, min_tokens=5, target_tokens=5)
-    assert chunk_text(CountingEmbedder(), " \n\n ", ChunkingSpec.for_embedder(CountingEmbedder())) == []
+    assert chunk_text(counting_embedder(), " \n\n ", ChunkingSpec.for_embedder(counting_embedder())) == []
     assert Chunk("abc", 0, 3, 1).key == Chunk("abc", 5, 8, 1).key
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
-from fixtures.index_corpus import CountingEmbedder, make_document
 
+from tests.fixtures.index_corpus import counting_embedder, make_document
 from vbert.errors import ConfigError, DataError
 from vbert.index import Document, Index, read_path
 from vbert.mergers import MeanPoolMerger
@@ -41,7 +41,7 @@ def test_editing_one_paragraph_reembeds_one_or_two_chunks(tmp_path, corpus, embe
     assert not np.allclose(before["doc2.md"], after["doc2.md"])
     assert all(np.array_equal(before[i], after[i]) for i in before if i != "doc2.md")
     # The re-indexed vector is what a fresh index computes for the edited text.
-    fresh = Index(tmp_path / "fresh", CountingEmbedder(), merger)
+    fresh = Index(tmp_path / "fresh", counting_embedder(), merger)
     fresh.update([Document("doc2.md", path.read_text(), title="doc2")])
     assert np.allclose(fresh.store.document_vectors(["doc2.md"])["doc2.md"], after["doc2.md"], atol=1e-6)
 
@@ -105,7 +105,7 @@ def test_an_index_refuses_another_embedder_or_merger(tmp_path, embedder, merger)
     with pytest.raises(ConfigError, match="built with merger 'mean-pool-weighted'"):
         Index(tmp_path / "idx", embedder, MeanPoolMerger())
     with pytest.raises(ConfigError, match="built with embedder"):
-        Index(tmp_path / "idx", CountingEmbedder(dim=8), merger)
+        Index(tmp_path / "idx", counting_embedder(dim=8), merger)
     reopened = Index(tmp_path / "idx", embedder, merger)
     assert reopened.ids() == ["a"]
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures.index_corpus import make_document
-from fixtures.index_crash_worker import open_index
 
+from tests.fixtures.index_corpus import make_document
+from tests.fixtures.index_crash_worker import open_index
 from vbert.index import read_path
 
 WORKER = Path(__file__).resolve().parents[1] / "fixtures" / "index_crash_worker.py"

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures.index_corpus import write_corpus
-from fixtures.index_ray_worker import RAY_DOCUMENTS, RAY_RULE
 from typer.testing import CliRunner
 
+from tests.fixtures.index_corpus import write_corpus
+from tests.fixtures.index_ray_worker import RAY_DOCUMENTS, RAY_RULE
 from vbert.cli.main import app
 from vbert.embedders import load_embedder
 from vbert.index import Index

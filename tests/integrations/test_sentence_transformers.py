@@ -13,11 +13,12 @@ pytest.importorskip("sentence_transformers")
 from sentence_transformers import SentenceTransformer  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
-from vbert import LongDocumentEncoder, MeanPoolMerger, SequenceMergerConfig, SequenceMergerModel  # noqa: E402
+from vbert import LongDocumentEncoder, MeanPoolMerger, SequenceMergerModel  # noqa: E402
 from vbert.cli.main import app  # noqa: E402
 from vbert.embedders import TransformersEmbedder  # noqa: E402
 from vbert.errors import ConfigError, DataError  # noqa: E402
 from vbert.integrations.sentence_transformers import export_sentence_transformers  # noqa: E402
+from vbert.testing.tiny_models import tiny_merger as build_tiny_merger  # noqa: E402
 
 DOCS = [
     "hello world of long text " * 60,
@@ -33,10 +34,7 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def tiny_merger() -> SequenceMergerModel:
-    torch.manual_seed(0)
-    model = SequenceMergerModel(
-        SequenceMergerConfig(d_model=32, num_layers=1, num_heads=2, ffn_dim=64, ppe_dim=4)
-    ).eval()
+    model = build_tiny_merger(32, seed=0, num_layers=1, dropout=0.1).eval()
     torch.nn.init.normal_(model.pooler.weight, std=0.3)  # an untrained merger would be the mean
     return model
 

@@ -1,17 +1,21 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
+from vbert.loading import default_merger_path
 from vbert.model import SequenceMergerConfig, SequenceMergerModel, paired_positional_encoding, sinusoid
+from vbert.testing.tiny_models import tiny_merger
 
 D = 32
 
 
 def tiny(**overrides) -> SequenceMergerModel:
-    torch.manual_seed(0)
-    settings = dict(d_model=D, num_layers=2, num_heads=4, ffn_dim=64, ppe_dim=4, dropout=0.0)
-    settings.update(overrides)
-    return SequenceMergerModel(SequenceMergerConfig(**settings)).eval()
+    return tiny_merger(D, seed=0, **({"num_heads": 4} | overrides)).eval()
 
 
 def unit(*shape: int) -> torch.Tensor:
@@ -222,3 +226,22 @@ def test_config_validation():
         SequenceMergerConfig(position_mode="rotary")
     with pytest.raises(ValueError, match="divisible"):
         SequenceMergerConfig(d_model=30, num_heads=4)
+
+
+# The shipped merger gives the outputs recorded in golden/default_merger.json (before any refactoring).
+GOLDEN = json.loads((Path(__file__).parent / "golden" / "default_merger.json").read_text())
+
+
+def test_shipped_merger_outputs_are_unchanged():
+    model = SequenceMergerModel.from_pretrained(default_merger_path(), dtype=torch.float32).eval()
+    assert model.fingerprint == GOLDEN["fingerprint"]
+    lengths = GOLDEN["lengths"]
+    rng = np.random.default_rng(GOLDEN["seed"])
+    x = rng.standard_normal((len(lengths), max(lengths), model.config.d_model)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=-1, keepdims=True)
+    mask = (np.arange(max(lengths))[None] < np.array(lengths)[:, None]).astype(np.int64)
+    x *= mask[..., None]
+    np.testing.assert_allclose(model.merge_batch(x, mask), GOLDEN["merged"], atol=1e-5)
+    with torch.no_grad():
+        pooled = model(torch.from_numpy(x), attention_mask=torch.from_numpy(mask)).pooler_output.numpy()
+    np.testing.assert_allclose(pooled, GOLDEN["pooler_output"], atol=1e-5)

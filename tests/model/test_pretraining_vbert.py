@@ -7,13 +7,13 @@ import torch
 from transformers import AutoModel, AutoModelForPreTraining
 
 from vbert.model import SequenceMergerConfig, SequenceMergerForPreTraining, SequenceMergerModel
+from vbert.testing.tiny_models import tiny_merger_config
 
 D = 32
 
 
 def tiny_config(**overrides) -> SequenceMergerConfig:
-    settings = dict(d_model=D, num_layers=2, num_heads=4, ffn_dim=64, ppe_dim=4, dropout=0.0)
-    return SequenceMergerConfig(**(settings | overrides))
+    return tiny_merger_config(D, **({"num_heads": 4} | overrides))
 
 
 def pretraining(**overrides) -> SequenceMergerForPreTraining:

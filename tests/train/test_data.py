@@ -77,7 +77,7 @@ def test_pairs_from_parquet_and_content_fingerprint(tmp_path):
 def test_built_dataset_folders_are_read_by_split(tmp_path):
     """Folders with a manifest.json go through vbert.data.datasets: splits, atomic token tables, fingerprints."""
     from vbert.data.datasets import CommonOptions, build_article_sequences, build_atomic
-    from vbert.data.datasets.toy import ToyEmbedder, toy_articles
+    from vbert.testing.toy import ToyEmbedder, toy_articles
 
     embedder = ToyEmbedder(dim=8, max_tokens=32)
     articles = toy_articles(12, seed=0, max_words=80)

@@ -179,7 +179,7 @@ def test_steps_epochs_gradient_accumulation_and_file_modes(tmp_path):
 def test_training_on_built_dataset_folders(tmp_path):
     """Dataset folders written by vbert.data.datasets (manifest, splits) feed the stages and validation."""
     from vbert.data.datasets import CommonOptions, build_article_sequences, build_n_to_one
-    from vbert.data.datasets.toy import ToyEmbedder, toy_articles
+    from vbert.testing.toy import ToyEmbedder, toy_articles
 
     embedder = ToyEmbedder(dim=16, max_tokens=64)
     articles = toy_articles(24, seed=0, max_words=150)

@@ -130,7 +130,7 @@ def _cap_per_language(articles: Iterable[Any], cap: int) -> Iterator[Any]:
 
 def _load_embedder(name: str, device: str | None) -> Any:
     if name == "toy":
-        from vbert.data.datasets.toy import ToyEmbedder
+        from vbert.testing.toy import ToyEmbedder
 
         return ToyEmbedder(dim=384, max_tokens=512)
     import torch

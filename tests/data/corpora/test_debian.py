@@ -29,7 +29,7 @@ from vbert.data.errors import (
     PackageNotFoundError,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures" / "corpora"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "corpora"
 needs_dpkg = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")
 needs_man = pytest.mark.skipif(shutil.which("man") is None, reason="needs man-db and groff")
 

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from vbert.cache import ChunkCache
 from vbert.data.article import Article
 from vbert.data.datasets import (
     CommonOptions,
@@ -20,11 +21,16 @@ from vbert.data.datasets import (
     build_article_sequences,
     build_atomic,
     build_n_to_one,
+    load_pairs,
+    load_sequences,
     select_windows,
 )
 from vbert.data.datasets.articles import merge_blank_pieces
 from vbert.data.datasets.atomic import NO_TOKEN_ID, SingleTokens
-from vbert.data.datasets.toy import ToyEmbedder, toy_articles
+from vbert.long_document import LongDocumentEncoder
+from vbert.mergers import MeanPoolMerger
+from vbert.testing import CountingEmbedder
+from vbert.testing.toy import ToyEmbedder, toy_articles
 
 SPLITS = CommonOptions(
     articles_per_shard=4,
@@ -40,26 +46,6 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-class CountingEmbedder:
-    """Wraps an embedder and counts how often each text is embedded."""
-
-    def __init__(self, inner: ToyEmbedder) -> None:
-        self.inner = inner
-        self.counts: Counter[str] = Counter()
-        for attr in ("name", "dim", "max_tokens", "content_window", "fingerprint", "prefix"):
-            setattr(self, attr, getattr(inner, attr))
-
-    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
-        self.counts.update(texts)
-        return self.inner.encode(texts, batch_size)
-
-    def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
-
-    def split(self, text: str, max_tokens: int) -> list[str]:
-        return self.inner.split(text, max_tokens)
 
 
 @pytest.fixture(scope="module")
@@ -336,3 +322,119 @@ def test_short_articles_are_left_out_of_sequences(tmp_path, toy, corpus):
     assert kept == {i for i, n in lengths.items() if n >= threshold}
     assert result.manifest["stats"]["articles_left_out"] == len(corpus) - len(kept)
     assert result.manifest["params"]["min_tokens"] == threshold
+
+
+# The three builders with the real default embedder (multilingual-e5-small) on a little real text.
+TEXTS = {
+    "en": "The Debian project is an association of individuals who have made common cause to create a free "
+    "operating system. This operating system is called Debian.\n\n",
+    "ko": "데비안 프로젝트는 자유 운영 체제를 만들기 위해 공동의 목적을 가진 개인들의 모임입니다. "
+    "우리가 만든 운영 체제는 데비안이라고 합니다.\n\n",
+    "ja": "Debian プロジェクトは、フリーなオペレーティングシステムを作成するという共通の目的を持った個人の集まりです。\n",
+}
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    from vbert.embedders import load_embedder
+
+    try:
+        return load_embedder("default")
+    except (OSError, ValueError, RuntimeError) as err:
+        pytest.skip(f"the default embedder is not available here: {err}")
+
+
+@pytest.fixture(scope="module")
+def real_corpus() -> list[Article]:
+    return [
+        Article(id=f"it:{lang}", lang=lang, title=lang, text=text * 6, source="test", license="CC0-1.0")
+        for lang, text in TEXTS.items()
+    ]
+
+
+@pytest.mark.integration
+def test_real_embedder_builds_all_three(tmp_path, embedder, real_corpus):
+    options = CommonOptions(batch_size=16)
+    seq = build_article_sequences(
+        real_corpus, embedder, tmp_path / "seq", chunk_tokens=32, min_tokens=0, options=options
+    )
+    assert seq.manifest["text_prefix"] == "passage: " and seq.manifest["embedder"]["content_window"] == 508
+    row = load_sequences(tmp_path / "seq", cache_dir=tmp_path / "hf")[0]
+    chunks = embedder.split(real_corpus[0].text, 32)
+    np.testing.assert_allclose(row["inputs"], embedder.encode(chunks), atol=3e-3)
+
+    pairs = build_n_to_one(
+        real_corpus, embedder, tmp_path / "pairs", max_chunks=10, chunk_tokens=50, options=options
+    )
+    assert pairs.manifest["stats"]["windows_over_content_window"] == 0
+    assert all(p["target_tokens"] <= 508 for p in load_pairs(tmp_path / "pairs", streaming=True))
+
+    atomic = build_atomic(real_corpus, embedder, tmp_path / "atomic", tree_depth=2, options=options)
+    assert atomic.manifest["params"]["tokenization"] == "tokenizer"
+    tokens = load_pairs(tmp_path / "atomic", cache_dir=tmp_path / "hf")
+    table = pq.read_table(tmp_path / "atomic" / "tokens").to_pylist()
+    assert all(t["token"].strip() for t in table)  # the lone "▁" is not an input
+    assert all(t["token"] == embedder.tokenizer.decode([t["token_id"]]) for t in table)
+    whole = [r for r in (tokens[i] for i in range(len(tokens))) if r["span"] == "prefix" and r["start"] == 0]
+    assert max(r["length"] for r in whole) > 100 and all(r["target_tokens"] <= 508 for r in whole)
+
+
+# Builders and the evaluation share one persistent chunk-vector store: no text is embedded twice.
+
+
+def _vectors(folder) -> np.ndarray:
+    table = pq.read_table(sorted((folder / "data").glob("train-*.parquet"))[0])
+    return np.asarray(table.column("embeddings").combine_chunks().flatten().flatten(), dtype=np.float32)
+
+
+def test_second_build_embeds_nothing_and_writes_the_same_bytes(tmp_path):
+    articles = toy_articles(6, min_words=40, max_words=120)
+    embedder = CountingEmbedder(ToyEmbedder(dim=16, max_tokens=96))
+    with ChunkCache(tmp_path / "store.sqlite") as store:
+        options = CommonOptions(articles_per_shard=3, store=store)
+        first = build_article_sequences(
+            articles, embedder, tmp_path / "a", chunk_tokens=12, min_tokens=0, options=options
+        )
+        embedded = sum(embedder.counts.values())
+        assert first.texts_embedded == embedded > 0 and first.texts_reused == 0
+        second = build_article_sequences(
+            articles, embedder, tmp_path / "b", chunk_tokens=12, min_tokens=0, options=options
+        )
+    assert second.texts_embedded == 0 and second.texts_reused == embedded
+    assert sum(embedder.counts.values()) == embedded
+    assert np.array_equal(_vectors(tmp_path / "a"), _vectors(tmp_path / "b"))
+    assert (tmp_path / "a/data/train-00000.parquet").read_bytes() == (
+        tmp_path / "b/data/train-00000.parquet"
+    ).read_bytes()
+
+
+def test_evaluation_vectors_feed_a_later_build(tmp_path):
+    """Chunks an evaluation embedded (LongDocumentEncoder) are reused by a dataset build at the same chunking."""
+    articles = toy_articles(4, min_words=60, max_words=120)
+    embedder = CountingEmbedder(ToyEmbedder(dim=16, max_tokens=96))
+    with ChunkCache(tmp_path / "store.sqlite") as store:
+        encoder = LongDocumentEncoder(embedder, MeanPoolMerger(), chunk_tokens=12, cache=store)
+        encoder.encode([a.text for a in articles])
+        before = sum(embedder.counts.values())
+        result = build_article_sequences(
+            articles,
+            embedder,
+            tmp_path / "seq",
+            chunk_tokens=12,
+            min_tokens=0,
+            options=CommonOptions(store=store),
+        )
+    assert result.texts_reused > 0
+    assert sum(embedder.counts.values()) - before == result.texts_embedded < result.texts_reused
+
+
+def test_n_to_one_targets_are_stored_too(tmp_path):
+    articles = toy_articles(3, min_words=60, max_words=100)
+    embedder = CountingEmbedder(ToyEmbedder(dim=16, max_tokens=96))
+    with ChunkCache(tmp_path / "store.sqlite") as store:
+        options = CommonOptions(store=store)
+        build_n_to_one(articles, embedder, tmp_path / "a", max_chunks=4, chunk_tokens=10, options=options)
+        again = build_n_to_one(
+            articles, embedder, tmp_path / "b", max_chunks=4, chunk_tokens=10, options=options
+        )
+    assert again.texts_embedded == 0 and again.texts_reused > 0

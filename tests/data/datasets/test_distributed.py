@@ -15,7 +15,7 @@ import torch
 
 import vbert
 from vbert.data.datasets import CommonOptions, ShardAssignment, assignment_from_environment, build_n_to_one
-from vbert.data.datasets.toy import ToyEmbedder, toy_articles
+from vbert.testing.toy import ToyEmbedder, toy_articles
 
 N_ARTICLES, PER_SHARD = 14, 3  # 5 shards
 
@@ -23,7 +23,7 @@ WORKER = f"""
 import json, sys, torch
 torch.set_num_threads(int(sys.argv[2]))
 from vbert.data.datasets import CommonOptions, build_n_to_one
-from vbert.data.datasets.toy import ToyEmbedder, toy_articles
+from vbert.testing.toy import ToyEmbedder, toy_articles
 result = build_n_to_one(
     toy_articles({N_ARTICLES}, min_words=10, max_words=120), ToyEmbedder(dim=8, max_tokens=64), sys.argv[1],
     max_chunks=4, chunk_tokens=10, options=CommonOptions(articles_per_shard={PER_SHARD}),

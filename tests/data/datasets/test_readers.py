@@ -17,7 +17,7 @@ from vbert.data.datasets import (
     load_pairs,
     load_sequences,
 )
-from vbert.data.datasets.toy import ToyEmbedder, toy_articles
+from vbert.testing.toy import ToyEmbedder, toy_articles
 
 OPTIONS = CommonOptions(
     articles_per_shard=4,

@@ -21,7 +21,7 @@ from vbert.data.datasets import (
     validate_dataset,
 )
 from vbert.data.datasets.shards import write_parquet_atomically
-from vbert.data.datasets.toy import ToyEmbedder, toy_articles
+from vbert.testing.toy import ToyEmbedder, toy_articles
 
 OPTIONS = CommonOptions(articles_per_shard=3)
 

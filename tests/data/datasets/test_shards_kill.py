@@ -21,7 +21,7 @@ from vbert.data.datasets import (
     build_atomic,
     build_n_to_one,
 )
-from vbert.data.datasets.toy import ToyEmbedder, toy_articles
+from vbert.testing.toy import ToyEmbedder, toy_articles
 
 N_ARTICLES, PER_SHARD, BATCH = 16, 2, 4
 
@@ -30,7 +30,7 @@ WORKER = """
 import sys, torch
 torch.set_num_threads(int(sys.argv[3]))
 sys.path.insert(0, sys.argv[4])
-from test_resume_kill import build
+from test_shards_kill import build
 build(sys.argv[1], sys.argv[2], seconds_per_batch=0.05)
 """
 

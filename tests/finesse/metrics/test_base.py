@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,8 +18,6 @@ from vbert.finesse.metrics import FinesseMetric
 from vbert.finesse.raw import RawRun
 from vbert.finesse.scoring import markdown_table
 from vbert.mergers import MERGERS, baseline_names
-
-HERE = Path(__file__).resolve().parent
 
 
 def test_builtin_metrics_are_registered_classes():
@@ -65,13 +62,13 @@ def test_a_new_baseline_is_a_competitor_kind_and_a_module_factory_spec_is_a_merg
     assert run.results["named"]["competitor"]["merger"]["name"] == "truncation"
 
 
-def test_a_toy_metric_is_one_file_and_runs_end_to_end(tmp_path, make_config, monkeypatch):
-    monkeypatch.syspath_prepend(str(HERE))
-    config = make_config(metric="toy_metric:Recency")  # a spec; importing it also registers "recency"
+def test_a_toy_metric_is_one_file_and_runs_end_to_end(tmp_path, make_config):
+    toy = "tests.finesse.metrics.toy_metric:Recency"
+    config = make_config(metric=toy)  # a spec; importing it also registers "recency"
     run = run_benchmark(config, tmp_path / "out")
     assert "recency" in METRICS.names()
     results = run.results["mean"]
-    assert results["metric"] == "toy_metric:Recency" and results["score_scale"] == 100.0
+    assert results["metric"] == toy and results["score_scale"] == 100.0
     assert results["score_version"] is None
     assert set(results["summary"]) == {"samples", "mean_score"}
     assert verify(run.raw_dir / "mean", results) == []

@@ -1,7 +1,7 @@
 """A toy Finesse metric in one short file, as docs/benchmark.md ("Adding a Finesse metric") shows.
 
 Recency: is the merge of all L chunks closer to the last chunk than to the first? Importing
-this file registers it as ``recency``; a config can also name it ``toy_metric:Recency``.
+this file registers it as ``recency``; a config can also name it ``tests.finesse.metrics.toy_metric:Recency``.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from toy_objective import TargetNormObjective, TargetNormOptions
 
+from tests.train.objectives.toy_objective import TargetNormObjective, TargetNormOptions
 from vbert.train.objectives import OBJECTIVES, DistillObjective, VBertObjective
 from vbert.train.recipe import RecipeError, parse_recipe
 from vbert.train.trainer import train
@@ -58,8 +58,8 @@ def test_a_new_objectives_options_are_checked():
 
 
 def test_an_objective_by_module_spec_needs_no_registration():
-    spec = "toy_objective:TargetNormObjective"
+    spec = "tests.train.objectives.toy_objective:TargetNormObjective"
     recipe = parse_recipe(toy_recipe(spec, options=f"'{spec}': {{norm: 0.5}}"))
     assert recipe.stages[0].options == TargetNormOptions(norm=0.5)
     with pytest.raises(RecipeError, match="has no attribute 'Missing'"):
-        parse_recipe(toy_recipe("toy_objective:Missing", options="split: train"))
+        parse_recipe(toy_recipe("tests.train.objectives.toy_objective:Missing", options="split: train"))

@@ -1,4 +1,4 @@
-"""Tiny stand-ins for dry runs, tests and benchmarks of the dataset builders.
+"""Tiny stand-ins for dry runs, tests and benchmarks of the dataset builders (imports torch).
 
 :class:`ToyEmbedder` is a random-weight embedder that follows the Embedder protocol to the
 letter, so the builders run anywhere without model weights (``vbert data articles --embedder
