@@ -1,12 +1,14 @@
+import importlib
 import pickle
 
 import numpy as np
 import pytest
 import torch
 
-from vbert import MeanPoolMerger, TruncationBaseline, load_merger
+from vbert import LongDocumentEncoder, MeanPoolMerger, TruncationBaseline, load_merger
 from vbert.errors import ConfigError, DataError, IntegrityError
-from vbert.mergers import length_buckets, merge_sequences, prefix_merges
+from vbert.mergers import MERGERS, baseline_names, length_buckets, merge_sequences, prefix_merges
+from vbert.testing import undo_registrations
 
 
 def unit_rows(n: int, d: int = 8, seed: int = 0) -> np.ndarray:
@@ -207,3 +209,27 @@ def test_merge_sequences_and_prefix_merges_equal_one_merge_each(batch_size):
         assert np.abs(merged - one_by_one).max() <= 1e-5
         prefixes = np.stack([merger.merge(x[: i + 1], weights[: i + 1]) for i in range(len(x))])
         assert np.abs(prefix_merges(merger, x, weights) - prefixes).max() <= 1e-5
+
+
+@pytest.fixture
+def toy_merger_module():
+    with undo_registrations(MERGERS, "tests.toy_merger"):
+        yield importlib.import_module("tests.toy_merger")
+
+
+def test_a_toy_merger_is_one_file_and_works_everywhere_a_name_does(
+    toy_merger_module, fake_embedder, tmp_path
+):
+    assert "max" in baseline_names()  # the CLI's help, Finesse configs and the lab list it now
+    by_name, by_spec = load_merger("max"), load_merger("tests.toy_merger:MaxPoolMerger")
+    assert isinstance(by_name, toy_merger_module.MaxPoolMerger)
+    assert isinstance(by_spec, toy_merger_module.MaxPoolMerger)
+    x = np.array([[1.0, -2.0, 0.0], [0.0, 3.0, -1.0]], dtype=np.float32)
+    np.testing.assert_allclose(by_name.merge(x), np.array([1.0, 3.0, 0.0]) / np.sqrt(10), rtol=1e-6)
+    padded = np.stack([x, np.array([[0.0, 1.0, 0.0], [9.0, 9.0, 9.0]], dtype=np.float32)])
+    merged = by_name.merge_batch(padded, np.array([[1, 1], [1, 0]], dtype=np.float32))
+    np.testing.assert_allclose(merged[1], [0.0, 1.0, 0.0])  # the padded row is never the maximum
+    encoder = LongDocumentEncoder(fake_embedder, by_name, chunk_tokens=3, cache=tmp_path / "c.sqlite")
+    words = "one two three four five six seven"
+    chunks = fake_embedder.encode(fake_embedder.split(words, 3))
+    np.testing.assert_allclose(encoder.encode([words])[0], by_name.merge(chunks), rtol=1e-6)

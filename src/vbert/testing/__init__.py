@@ -12,11 +12,15 @@ submodules that import torch or Hugging Face libraries when they are used:
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+from vbert.registry import Registry
 
 TOPICS = (
     "star orbit planet comet galaxy nebula telescope moon sun eclipse",
@@ -153,3 +157,20 @@ def write_topic_corpus(
         words = rng.choice(vocab, size=words_per_doc)
         (folder / f"doc{i:04d}.txt").write_text(" ".join(words) + "\n", encoding="utf-8")
     return folder
+
+
+@contextmanager
+def undo_registrations(registry: Registry, module: str) -> Iterator[None]:
+    """On exit, forget ``module`` and whatever was registered in ``registry`` meanwhile.
+
+    For tests of the toy extensions, which register when imported: their names must not leak
+    into what other tests see (the CLI's help, ``baseline_names()``), and a later import must
+    register again.
+    """
+    before = dict(registry.items())
+    try:
+        yield
+    finally:
+        sys.modules.pop(module, None)
+        registry._entries.clear()
+        registry._entries.update(before)

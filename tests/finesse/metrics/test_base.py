@@ -18,6 +18,8 @@ from vbert.finesse.metrics import FinesseMetric
 from vbert.finesse.raw import RawRun
 from vbert.finesse.scoring import markdown_table
 from vbert.mergers import MERGERS, baseline_names
+from vbert.testing import undo_registrations
+from vbert.testing import undo_registrations
 
 
 def test_builtin_metrics_are_registered_classes():
@@ -62,8 +64,14 @@ def test_a_new_baseline_is_a_competitor_kind_and_a_module_factory_spec_is_a_merg
     assert run.results["named"]["competitor"]["merger"]["name"] == "truncation"
 
 
-def test_a_toy_metric_is_one_file_and_runs_end_to_end(tmp_path, make_config):
-    toy = "tests.finesse.metrics.toy_metric:Recency"
+@pytest.fixture
+def toy_metric_spec():
+    with undo_registrations(METRICS, "tests.finesse.metrics.toy_metric"):
+        yield "tests.finesse.metrics.toy_metric:Recency"
+
+
+def test_a_toy_metric_is_one_file_and_runs_end_to_end(tmp_path, make_config, toy_metric_spec):
+    toy = toy_metric_spec
     config = make_config(metric=toy)  # a spec; importing it also registers "recency"
     run = run_benchmark(config, tmp_path / "out")
     assert "recency" in METRICS.names()
