@@ -13,6 +13,7 @@ import typer
 from vbert.cli.errors import fail, reported
 from vbert.cli.index import EngineOpt, RayAddressOpt, WorkersOpt, embed_with_ray
 from vbert.cli.mergers import load_checked_merger, merger_help
+from vbert.cli.options import CacheOpt, NoCacheOpt
 
 app = typer.Typer(
     name="vbert",
@@ -122,12 +123,8 @@ def merge(
     merger: Annotated[str, typer.Option(help=merger_help())] = "default",
     embedder: EmbedderOpt = "default",
     chunk_tokens: ChunkTokensOpt = None,
-    cache: Annotated[
-        Path | None, typer.Option(help="Chunk cache SQLite file (default under $VBERT_HOME).")
-    ] = None,
-    no_cache: Annotated[
-        bool, typer.Option("--no-cache", help="Do not read or write the chunk cache.")
-    ] = False,
+    cache: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
 ) -> None:
     """Long documents → one vector each (chunk, embed with cache, merge)."""
     from vbert import LongDocumentEncoder, load_embedder

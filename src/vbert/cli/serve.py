@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from vbert.cli.errors import fail, reported
+from vbert.cli.options import CacheOpt, NoCacheOpt
 
 
 def _is_loopback(host: str) -> bool:
@@ -41,12 +41,8 @@ def serve_command(
     model_name: Annotated[
         str | None, typer.Option(help="Model id reported to clients (default: vbert/EMBEDDER+MERGER).")
     ] = None,
-    cache: Annotated[
-        Path | None, typer.Option(help="Chunk cache SQLite file (default under $VBERT_HOME).")
-    ] = None,
-    no_cache: Annotated[
-        bool, typer.Option("--no-cache", help="Do not read or write the chunk cache.")
-    ] = False,
+    cache: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
     max_request_mb: Annotated[float, typer.Option(help="Largest request body accepted, in MiB.")] = 16.0,
     timeout: Annotated[float, typer.Option(help="Seconds a request may take before a 504.")] = 120.0,
     max_batch: Annotated[int, typer.Option(help="Texts of concurrent requests embedded together.")] = 64,

@@ -54,3 +54,14 @@ class Embedder(Protocol):
         :func:`vbert.embedders.splitting.split_on_tokens`.
         """
         ...
+
+
+def describe_embedder(embedder: Embedder) -> dict[str, object]:
+    """The protocol's attributes as plain JSON values: what results and manifests record."""
+    return {
+        "name": str(embedder.name),
+        "fingerprint": str(embedder.fingerprint),
+        "dim": int(embedder.dim),
+        "max_tokens": int(embedder.max_tokens),
+        "content_window": int(embedder.content_window),
+    }

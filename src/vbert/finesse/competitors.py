@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vbert.embedders.base import Embedder
+from vbert.embedders.base import Embedder, describe_embedder
 from vbert.errors import ConfigError
 from vbert.finesse.config import MERGER_KIND, NATIVE_KIND, PY_SPEC_PREFIX, BenchmarkConfig, CompetitorConfig
 from vbert.mergers import MERGERS, Merger
@@ -125,16 +125,6 @@ class Competitor:
             info["on_overflow"] = self.config.overflow
             info["embedder"]["spec"] = self.config.embedder_spec
         return info
-
-
-def describe_embedder(embedder: Embedder) -> dict[str, Any]:
-    return {
-        "name": str(embedder.name),
-        "fingerprint": str(embedder.fingerprint),
-        "dim": int(embedder.dim),
-        "max_tokens": int(embedder.max_tokens),
-        "content_window": int(embedder.content_window),
-    }
 
 
 def build_competitors(

@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from vbert.embedders.base import Embedder
+from vbert.embedders.base import Embedder, describe_embedder
 from vbert.errors import DataError
 from vbert.files import atomic_write_json, read_json, sha256_canonical, sha256_file
-from vbert.finesse.competitors import Competitor, build_competitors, describe_embedder, load_embedder_spec
+from vbert.finesse.competitors import Competitor, build_competitors, load_embedder_spec
 from vbert.finesse.config import MERGER_KIND, NATIVE_KIND, BenchmarkConfig, config_to_dict
 from vbert.finesse.environment import machine_info, package_versions, timed
 from vbert.finesse.metrics import GenerationSettings, get_metric

@@ -19,7 +19,6 @@ from vbert.finesse.raw import RawRun
 from vbert.finesse.scoring import markdown_table
 from vbert.mergers import MERGERS, baseline_names
 from vbert.testing import undo_registrations
-from vbert.testing import undo_registrations
 
 
 def test_builtin_metrics_are_registered_classes():

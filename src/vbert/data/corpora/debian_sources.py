@@ -114,42 +114,43 @@ def _lang_dirs(base: Path) -> Iterator[tuple[Path, str]]:
             continue
 
 
-class Handbook(Family):
+class _OnePackageOfLanguageFolders(Family):
+    """One package (whatever the languages asked) with its HTML pages in ``base/<lang>/*.html``."""
+
+    def packages(self, langs: set[str] | None) -> list[str]:
+        return [self.english_package]
+
+    def is_page(self, name: str) -> bool:
+        return True
+
+    def files(self, package: str, root: Path) -> list[SourceFile]:
+        base = _require_dir(root, self.base, package)
+        return [
+            SourceFile(page, f"{folder.name}/{page.name}", lang, page.name)
+            for folder, lang in _lang_dirs(base)
+            for page in sorted(folder.glob("*.html"))
+            if self.is_page(page.name)
+        ]
+
+
+class Handbook(_OnePackageOfLanguageFolders):
     source = "debian-handbook"
     license = "GPL-2.0-or-later OR CC-BY-SA-3.0"
     base = "usr/share/doc/debian-handbook/html"
     packages_by_lang = {"en": "debian-handbook"}
 
-    def packages(self, langs: set[str] | None) -> list[str]:
-        return ["debian-handbook"]
-
-    def files(self, package: str, root: Path) -> list[SourceFile]:
-        base = _require_dir(root, self.base, package)
-        return [
-            SourceFile(page, f"{folder.name}/{page.name}", lang, page.name)
-            for folder, lang in _lang_dirs(base)
-            for page in sorted(folder.glob("*.html"))
-            if not page.name.startswith(("index", "ix0"))
-        ]
+    def is_page(self, name: str) -> bool:
+        return not name.startswith(("index", "ix0"))
 
 
-class InstallationGuide(Family):
+class InstallationGuide(_OnePackageOfLanguageFolders):
     source = "installation-guide"
     license = "GPL-2.0-only"
     base = "usr/share/doc/installation-guide-amd64"
     packages_by_lang = {"en": "installation-guide-amd64"}
 
-    def packages(self, langs: set[str] | None) -> list[str]:
-        return ["installation-guide-amd64"]
-
-    def files(self, package: str, root: Path) -> list[SourceFile]:
-        base = _require_dir(root, self.base, package)
-        return [
-            SourceFile(page, f"{folder.name}/{page.name}", lang, page.name)
-            for folder, lang in _lang_dirs(base)
-            for page in sorted(folder.glob("*.html"))
-            if page.name != "index.html"
-        ]
+    def is_page(self, name: str) -> bool:
+        return name != "index.html"
 
 
 class Reference(Family):

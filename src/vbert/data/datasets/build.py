@@ -214,36 +214,32 @@ def split_outputs(
     return outputs
 
 
-def build_key(kind: str, embedder: dict[str, Any], params: dict[str, Any], options: CommonOptions) -> str:
-    return sha256_json(
-        {
-            "format_version": FORMAT_VERSION,
-            "kind": kind,
-            "embedder": embedder,
-            "params": params,
-            "seed": options.seed,
-            "dtype": options.dtype,
-            "articles_per_shard": options.articles_per_shard,
-            "split_spec": options.split_spec,
-        }
-    )
-
-
-def manifest_header(
-    kind: str, key: str, embedder: dict[str, Any], params: dict[str, Any], options: CommonOptions
+def _build_identity(
+    kind: str, embedder: dict[str, Any], params: dict[str, Any], options: CommonOptions
 ) -> dict[str, Any]:
+    """What makes two builds the same build: hashed into the build key, and recorded in the manifest."""
     return {
         "format_version": FORMAT_VERSION,
         "kind": kind,
-        "build_key": key,
         "embedder": embedder,
         "params": params,
         "seed": options.seed,
         "dtype": options.dtype,
         "articles_per_shard": options.articles_per_shard,
         "split_spec": options.split_spec,
-        "text_prefix": embedder["prefix"],
     }
+
+
+def build_key(kind: str, embedder: dict[str, Any], params: dict[str, Any], options: CommonOptions) -> str:
+    return sha256_json(_build_identity(kind, embedder, params, options))
+
+
+def manifest_header(
+    kind: str, key: str, embedder: dict[str, Any], params: dict[str, Any], options: CommonOptions
+) -> dict[str, Any]:
+    """The manifest's first fields (written with sorted keys, so their order here does not matter)."""
+    identity = _build_identity(kind, embedder, params, options)
+    return identity | {"build_key": key, "text_prefix": embedder["prefix"]}
 
 
 def finalize(

@@ -12,7 +12,7 @@ import numpy as np
 
 from vbert.cache import ChunkCache, text_key
 from vbert.data.errors import DatasetError
-from vbert.embedders.base import Embedder
+from vbert.embedders.base import Embedder, describe_embedder
 
 
 def embedder_record(embedder: Embedder) -> dict[str, Any]:
@@ -28,14 +28,7 @@ def embedder_record(embedder: Embedder) -> dict[str, Any]:
                 "implementing vbert.embedders.base.Embedder"
             )
     prefix = getattr(embedder, "prefix", None)
-    return {
-        "name": str(embedder.name),
-        "fingerprint": str(embedder.fingerprint),
-        "dim": int(embedder.dim),
-        "max_tokens": int(embedder.max_tokens),
-        "content_window": int(embedder.content_window),
-        "prefix": prefix if isinstance(prefix, str) else None,
-    }
+    return describe_embedder(embedder) | {"prefix": prefix if isinstance(prefix, str) else None}
 
 
 class EmbeddingMeter:
