@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fixtures.mutations import edited
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.fixtures.mutations import edited
 from vbert.errors import ConfigError
 from vbert.finesse.config import BenchmarkConfig, config_to_dict, load_config, parse_config, preset_text
 

