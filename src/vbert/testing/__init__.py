@@ -1,7 +1,7 @@
 """Test doubles shared by vbert's tests, benchmarks and dry runs: one copy of each.
 
-This module imports only numpy, so importing it builds nothing. The heavier doubles live in
-submodules that import torch or Hugging Face libraries when they are used:
+Importing this module loads nothing beyond ``import vbert`` (numpy and the standard library) and
+builds no model. The heavier doubles live in submodules, imported when they are used:
 
 - :mod:`vbert.testing.toy`: :class:`~vbert.testing.toy.ToyEmbedder` (a seeded random Transformer
   that follows the Embedder protocol to the letter) and ``toy_articles`` (a multilingual corpus).

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-import torch
 
 from vbert.cache import ChunkCache
 from vbert.data.article import Article
@@ -37,15 +36,6 @@ SPLITS = CommonOptions(
     split_rule=lambda a: "test" if a.id.endswith("3") else "train",
     split_spec="test = ids ending in 3",
 )
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """The toy model is tiny: one thread avoids thread oversubscription on shared CI cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

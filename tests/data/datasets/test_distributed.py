@@ -32,15 +32,6 @@ print(json.dumps({{"built": result.built, "manifest": result.manifest is not Non
 """
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """The toy model is tiny: one thread avoids thread oversubscription on shared CI cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def snapshot(folder: Path) -> dict[str, str]:
     return {
         p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()

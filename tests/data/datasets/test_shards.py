@@ -10,7 +10,6 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import torch
 
 from vbert.data.datasets import (
     CommonOptions,
@@ -24,15 +23,6 @@ from vbert.data.datasets.shards import write_parquet_atomically
 from vbert.testing.toy import ToyEmbedder, toy_articles
 
 OPTIONS = CommonOptions(articles_per_shard=3)
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """The toy model is tiny: one thread avoids thread oversubscription on shared CI cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

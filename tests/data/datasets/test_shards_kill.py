@@ -35,15 +35,6 @@ build(sys.argv[1], sys.argv[2], seconds_per_batch=0.05)
 """
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """The toy model is tiny: one thread avoids thread oversubscription on shared CI cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def build(kind: str, out: str | Path, seconds_per_batch: float = 0.0):
     embedder = ToyEmbedder(dim=8, max_tokens=64, seconds_per_batch=seconds_per_batch)
     corpus = toy_articles(N_ARTICLES, min_words=30, max_words=150)

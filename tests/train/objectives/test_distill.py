@@ -1,8 +1,4 @@
-"""The training objectives: exact masking/splicing rules, and each loss solving a toy problem.
-
-vMLM and vNSP are SequenceMergerForPreTraining's (vbert.model); the objective classes of
-vbert.train.objectives connect them to the trainer.
-"""
+"""Distillation and the chunk-contrastive loss solving toy problems, and what every objective module returns."""
 
 from __future__ import annotations
 
@@ -11,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.train.objectives.synthetic import mask_of, topic_articles
 from vbert.testing.tiny_models import tiny_merger
 from vbert.train.batches import pad_batch
 from vbert.train.objectives import (
@@ -21,21 +18,6 @@ from vbert.train.objectives import (
     chunk_contrastive_loss,
     distill_loss,
 )
-
-
-def mask_of(lengths: list[int], n: int | None = None) -> torch.Tensor:
-    n = n or max(lengths)
-    return (torch.arange(n)[None, :] < torch.tensor(lengths)[:, None]).long()
-
-
-def topic_articles(rng: np.random.Generator, count: int, d: int = 16, noise: float = 0.3) -> list[np.ndarray]:
-    """Articles whose chunks scatter around one random topic each: easy to tell apart."""
-    articles = []
-    for _ in range(count):
-        x = rng.standard_normal(d) + noise * rng.standard_normal((int(rng.integers(4, 13)), d))
-        articles.append((x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32))
-    return articles
-
 
 # --- distillation -------------------------------------------------------------------------------
 
