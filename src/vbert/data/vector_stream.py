@@ -178,7 +178,9 @@ class VectorStream:
         with contextlib.ExitStack() as stack:  # both temporaries are renamed only once both are written
             vectors_tmp = stack.enter_context(atomic_path(self.output))
             ids_tmp = stack.enter_context(atomic_path(ids_path(self.output)))
-            whole = np.lib.format.open_memmap(vectors_tmp, mode="w+", dtype=np.float32, shape=(self.rows, dim))
+            whole = np.lib.format.open_memmap(
+                vectors_tmp, mode="w+", dtype=np.float32, shape=(self.rows, dim)
+            )
             header = whole.offset
             del whole
             start = 0

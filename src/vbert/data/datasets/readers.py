@@ -21,7 +21,6 @@ from torch.utils.data import Dataset as TorchDataset
 from torch.utils.data import IterableDataset, get_worker_info
 
 from vbert.data.datasets.shards import (
-    ShardFile,
     manifest_files,
     read_manifest,
     verify_files,
@@ -59,7 +58,7 @@ def validate_dataset(path: str | Path, checksums: bool = True, strict: bool = Tr
     root = Path(path)
     manifest = read_manifest(root)
     files = manifest_files(manifest)
-    problems = verify_files(root, files) if checksums else _size_problems(root, files)
+    problems = verify_files(root, files, checksums)
     listed = {f.path for f in files}
     problems += [
         f"{p.relative_to(root).as_posix()}: not listed in the manifest"
@@ -83,17 +82,6 @@ def validate_dataset(path: str | Path, checksums: bool = True, strict: bool = Tr
             + ". Run the build command again: it rebuilds exactly the shards that fail"
         )
     return report
-
-
-def _size_problems(root: Path, files: Sequence[ShardFile]) -> list[str]:
-    problems = []
-    for f in files:
-        p = root / f.path
-        if not p.is_file():
-            problems.append(f"{f.path}: missing")
-        elif p.stat().st_size != f.bytes:
-            problems.append(f"{f.path}: {p.stat().st_size} bytes, expected {f.bytes}")
-    return problems
 
 
 def rows_from_arrow(table: pa.Table, token_vectors: np.ndarray | None = None) -> list[dict[str, Any]]:
