@@ -224,6 +224,17 @@ def test_missing_extra_names_it(monkeypatch):
         importlib.import_module("vbert.integrations.server")
 
 
+def _listening_addresses(port: int) -> set[str]:
+    """IPv4 addresses with a socket listening on ``port``, from Linux's /proc/net/tcp."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+            found.add(".".join(str(b) for b in reversed(bytes.fromhex(address))))
+    return found
+
+
 @pytest.mark.slow
 def test_vbert_serve_command(tiny_model_dir, tmp_path):
     with socket.socket() as probe:
@@ -256,6 +267,8 @@ def test_vbert_serve_command(tiny_model_dir, tmp_path):
         response = client(base, api_key="k").embeddings.create(model="m", input=LONG_TEXT)
         assert len(response.data[0].embedding) == 32
         assert (tmp_path / "chunk-cache.sqlite").exists()
+        if Path("/proc/net/tcp").exists():  # bound to loopback only, not to every interface
+            assert _listening_addresses(port) == {"127.0.0.1"}
     finally:
         process.terminate()
         process.wait(30)
