@@ -51,7 +51,14 @@ from vbert.data.datasets.build import (
     split_outputs,
 )
 from vbert.data.datasets.card import dataset_card
-from vbert.data.datasets.columns import int_list_column, vector_column, vector_type
+from vbert.data.datasets.columns import (
+    PROVENANCE_DOCS,
+    PROVENANCE_FIELDS,
+    int_list_column,
+    provenance_columns,
+    vector_column,
+    vector_type,
+)
 from vbert.data.datasets.distributed import ShardAssignment
 from vbert.data.datasets.embedding import EmbeddingMeter
 from vbert.data.datasets.shards import OutputTable
@@ -68,11 +75,7 @@ NO_TOKEN_ID = -1  # token table rows of embedders without a tokenizer (keyed by 
 TokenKey = tuple[int, str]  # (tokenizer id or NO_TOKEN_ID, the token's single-token text)
 
 PAIR_COLUMNS = {
-    "article_id": "id of the article the window comes from",
-    "lang": "language code of the article",
-    "source": "corpus source",
-    "license": "license of the article text",
-    "split": "train / validation / test (of the article)",
+    **PROVENANCE_DOCS,
     "window": "index of the window in the article",
     "start": "index of the span's first token in the window",
     "length": "tokens in the span = length of `token_rows`",
@@ -213,11 +216,7 @@ def collect_vocabulary(
 def _pair_schema(dim: int, dtype: str) -> pa.Schema:
     return pa.schema(
         [
-            ("article_id", pa.string()),
-            ("lang", pa.string()),
-            ("source", pa.string()),
-            ("license", pa.string()),
-            ("split", pa.string()),
+            *PROVENANCE_FIELDS,
             ("window", pa.int32()),
             ("start", pa.int32()),
             ("length", pa.int32()),
@@ -318,11 +317,7 @@ def build_atomic(
         target_lengths = [target_lengths[i] for i in fitting]
         targets = meter.embed([r[5] for r in rows], target_lengths)
         columns: dict[str, Any] = {
-            "article_id": [r[0].id for r in rows],
-            "lang": [r[0].lang for r in rows],
-            "source": [r[0].source for r in rows],
-            "license": [r[0].license for r in rows],
-            "split": [r[1] for r in rows],
+            **provenance_columns([r[0] for r in rows], [r[1] for r in rows]),
             "window": [r[2] for r in rows],
             "start": [r[3][0] for r in rows],
             "length": [r[3][1] for r in rows],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -33,3 +34,25 @@ def vector_type(dim: int, dtype: str) -> pa.DataType:
 
 def int_list_column(lists: Sequence[Sequence[int]]) -> pa.ListArray:
     return pa.array([list(map(int, x)) for x in lists], type=pa.list_(pa.int32()))
+
+
+#: The provenance columns that lead every pair row (N-to-1 and atomic): where the window comes from.
+PROVENANCE_DOCS = {
+    "article_id": "id of the article the window comes from",
+    "lang": "language code of the article",
+    "source": "corpus source",
+    "license": "license of the article text",
+    "split": "train / validation / test (of the article)",
+}
+PROVENANCE_FIELDS = [(name, pa.string()) for name in PROVENANCE_DOCS]
+
+
+def provenance_columns(articles: Sequence[Any], splits: Sequence[str]) -> dict[str, list[str]]:
+    """The provenance columns of rows taken from ``articles`` (one per row) in ``splits``."""
+    return {
+        "article_id": [a.id for a in articles],
+        "lang": [a.lang for a in articles],
+        "source": [a.source for a in articles],
+        "license": [a.license for a in articles],
+        "split": list(splits),
+    }

@@ -36,7 +36,15 @@ from vbert.data.datasets.build import (
     split_outputs,
 )
 from vbert.data.datasets.card import dataset_card
-from vbert.data.datasets.columns import int_list_column, vector_column, vector_sequence_column, vector_type
+from vbert.data.datasets.columns import (
+    PROVENANCE_DOCS,
+    PROVENANCE_FIELDS,
+    int_list_column,
+    provenance_columns,
+    vector_column,
+    vector_sequence_column,
+    vector_type,
+)
 from vbert.data.datasets.distributed import ShardAssignment
 from vbert.data.datasets.embedding import EmbeddingMeter
 from vbert.data.datasets.shards import OutputTable
@@ -50,11 +58,7 @@ DEFAULT_MAX_WINDOWS_PER_ARTICLE = 32
 WINDOW_MODES = ("tiled", "all")
 
 PAIR_COLUMNS = {
-    "article_id": "id of the article the window comes from",
-    "lang": "language code of the article",
-    "source": "corpus source",
-    "license": "license of the article text",
-    "split": "train / validation / test (of the article)",
+    **PROVENANCE_DOCS,
     "start": "index of the window's first chunk in the article",
     "length": "number of chunks in the window = length of `inputs`",
     "input_tokens": "content tokens of each input chunk",
@@ -94,11 +98,7 @@ def select_windows(
 def _schema(dim: int, dtype: str) -> pa.Schema:
     return pa.schema(
         [
-            ("article_id", pa.string()),
-            ("lang", pa.string()),
-            ("source", pa.string()),
-            ("license", pa.string()),
-            ("split", pa.string()),
+            *PROVENANCE_FIELDS,
             ("start", pa.int32()),
             ("length", pa.int32()),
             ("input_tokens", pa.list_(pa.int32())),
@@ -185,11 +185,7 @@ def build_n_to_one(
             chunk_vectors[first + start : first + start + size] for _, _, first, start, size, _ in pairs
         ]
         columns: dict[str, Any] = {
-            "article_id": [p[0].id for p in pairs],
-            "lang": [p[0].lang for p in pairs],
-            "source": [p[0].source for p in pairs],
-            "license": [p[0].license for p in pairs],
-            "split": [p[1] for p in pairs],
+            **provenance_columns([p[0] for p in pairs], [p[1] for p in pairs]),
             "start": [p[3] for p in pairs],
             "length": [p[4] for p in pairs],
             "input_tokens": int_list_column(
