@@ -165,3 +165,21 @@ def test_gap_share_is_none_when_max_sim_does_not_beat_the_baseline():
     per_query = {"mean": np.full(6, 0.8), "other": np.full(6, 0.7), MAX_SIM: np.full(6, 0.8)}
     report = paired_report(per_query, np.arange(6), "mean", MAX_SIM, resamples=50)
     assert report["other"]["gap_recovered"]["mean"] is None
+
+
+def test_distractor_effect_names_what_wins_instead(fake_embedder):
+    held = [Article(f"en{i}", "en", "", _doc(f"g{i}", 12), "t", "MIT") for i in range(4)]
+    pool = [Article(f"tr{i}", "en", "", _doc(f"t{i}", 2), "t", "MIT") for i in range(4)]
+    report = run_deep_retrieval(
+        held, pool, fake_embedder, {"truncation": TruncationBaseline()}, _plan(distractors=4), cache=False
+    )
+    effect = report["tasks"][DEEP]["distractor_effect"]
+    for method in ("mean", "truncation", MAX_SIM):
+        entry = effect[method]
+        assert 0.0 <= entry["ndcg@10_without_distractors"] <= 1.0
+        assert entry["wrong_top1_distractors"] <= entry["wrong_top1"] <= report["tasks"][DEEP]["queries"]
+    truncation = effect["truncation"]
+    assert (
+        truncation["ndcg@10_without_distractors"]
+        >= report["tasks"][DEEP]["metrics"]["ndcg@10"]["truncation"]["score"]["mean"]
+    )

@@ -317,11 +317,41 @@ def evaluate_deep_tasks(
                 for metric in METRICS
             },
             "by_window": _by_band(metrics, np.array(qs.windows), targets, chunks),
+            "distractor_effect": _distractor_effect(
+                scores, targets, candidates, np.array(corpus.heldout), chunks
+            ),
             "query_records": qs.records,
             "per_query_rank": {m: r.tolist() for m, r in ranks.items()},
         }
         report["tasks"][name] = task
     return report
+
+
+def _distractor_effect(
+    scores: dict[str, np.ndarray],
+    targets: np.ndarray,
+    candidates: np.ndarray,
+    heldout: np.ndarray,
+    chunks: np.ndarray,
+) -> dict:
+    """Per method: nDCG@10 among held-out candidates only, and what its wrong top-1 documents are.
+
+    A method that loses much more than another when distractors join, and whose wrong top-1s are
+    mostly short distractors, scores documents of different lengths on different scales.
+    """
+    effect = {}
+    for method, s in scores.items():
+        alone = ranks_among_candidates(s, targets, candidates & heldout[None, :])
+        top = np.where(candidates, s, -np.inf).argmax(axis=1)
+        wrong = top != targets
+        effect[method] = {
+            "ndcg@10_without_distractors": float(per_query_metrics(alone)["ndcg@10"].mean()),
+            "wrong_top1": int(wrong.sum()),
+            "wrong_top1_distractors": int((~heldout[top[wrong]]).sum()),
+            "wrong_top1_mean_chunks": float(chunks[top[wrong]].mean()) if wrong.any() else None,
+            "target_mean_chunks": float(chunks[targets].mean()),
+        }
+    return effect
 
 
 def _by_band(
@@ -395,6 +425,17 @@ def format_deep_markdown(report: dict) -> str:
             gap_cell = f"{_cell(gap)} %" if gap and gap["mean"] is not None else "n/a"
             lines.append(
                 f"| {method} | {_cell(entry['score'])} | {delta_cell} | {gap_cell} | {_cell(r1[method]['score'])} |"
+            )
+        lines += [
+            "",
+            "| method | nDCG@10 without distractors | wrong top-1 | of which distractors | their mean chunks (targets') |",
+            "|---|---|---|---|---|",
+        ]
+        for method, e in task.get("distractor_effect", {}).items():
+            chunks = "–" if e["wrong_top1_mean_chunks"] is None else f"{e['wrong_top1_mean_chunks']:.1f}"
+            lines.append(
+                f"| {method} | {100 * e['ndcg@10_without_distractors']:.1f} | {e['wrong_top1']} | "
+                f"{e['wrong_top1_distractors']} | {chunks} ({e['target_mean_chunks']:.1f}) |"
             )
         lines.append("")
     return "\n".join(lines)

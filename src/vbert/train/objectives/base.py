@@ -91,7 +91,12 @@ class Objective(nn.Module):
 
 
 OBJECTIVES: Registry[type[Objective]] = Registry(
-    "objective", builtins=("vbert.train.objectives.vbert", "vbert.train.objectives.distill")
+    "objective",
+    builtins=(
+        "vbert.train.objectives.vbert",
+        "vbert.train.objectives.distill",
+        "vbert.train.objectives.membership",
+    ),
 )
 """Every objective a recipe stage can name; a ``package.module:Class`` spec works too."""
 
