@@ -221,6 +221,17 @@ def test_merge_batch_matches_forward_and_restores_training_mode():
     assert np.allclose(out, ref.detach().numpy(), atol=1e-6)
 
 
+def test_huge_input_to_merge_is_a_clear_error_not_nan():
+    """Regression (#16 defect 7): finite float32 input ×1e30 gave a NaN vector from merge()."""
+    model = tiny(residual_to_mean=False)
+    x = unit(1, 3, D)[0].numpy()
+    assert np.isfinite(model.merge(x)).all()
+    with pytest.raises(
+        ValueError, match=r"NaN or infinite vector; the largest input value is [0-9.]+e\+(29|30)"
+    ):
+        model.merge(x * np.float32(1e30))
+
+
 def test_config_validation():
     with pytest.raises(ValueError, match="position_mode"):
         SequenceMergerConfig(position_mode="rotary")

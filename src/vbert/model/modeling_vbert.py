@@ -422,12 +422,21 @@ class SequenceMergerModel(SequenceMergerPreTrainedModel):
             raise ValueError(
                 f"expected one sequence of shape (n_chunks, dim), got {x.shape}; use merge_batch"
             )
-        return self.merge_batch(x[None], np.ones(x.shape[:1], dtype=np.int64)[None])[0]
+        merged = self.merge_batch(x[None], np.ones(x.shape[:1], dtype=np.int64)[None])[0]
+        if not np.isfinite(merged).all():
+            raise ValueError(
+                f"the merger gave a NaN or infinite vector; the largest input value is {np.abs(x).max():.3g}, "
+                "while chunk embeddings are expected to be unit vectors (norm 1): normalise them first"
+            )
+        return merged
 
     def merge_batch(
         self, embeddings: np.ndarray, mask: np.ndarray, weights: np.ndarray | None = None
     ) -> np.ndarray:
-        """A padded batch (b, n, d) with mask (b, n) → unit vectors (b, d) as float32."""
+        """A padded batch (b, n, d) with mask (b, n) → unit vectors (b, d) as float32.
+
+        Rows are not checked (inputs far from unit norm can give NaN rows);
+        ``vbert.mergers.merge_sequences`` is the checked batched path."""
         x = np.asarray(embeddings)
         if not np.issubdtype(x.dtype, np.floating):
             raise TypeError(f"chunk embeddings must be floating point, got dtype {x.dtype}")
