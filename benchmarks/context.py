@@ -47,8 +47,12 @@ class Settings:
     train_chunks: int = 16
     train_repeats: int = 3
     train_sizes: tuple[str, ...] = ("tiny", "default")
-    # 5. memory: documents per streaming run (small first)
-    memory_documents: tuple[int, int] = (1_000, 10_000)
+    # 5. memory: documents per streaming `vbert merge` run (small first), the models ("double": a
+    # cheap embedder double + mean merger; "tiny": tiny random BERT + random merger), and how many
+    # counts also run the old whole-corpus path for comparison
+    memory_documents: tuple[int, int] = (10_000, 100_000)
+    memory_models: str = "tiny"
+    memory_whole_runs: int = 2
     # 6. scaling: chunk counts 2**0 .. 2**scaling_max_power
     scaling_max_power: int = 10
     # 7. ONNX vs PyTorch
@@ -84,7 +88,9 @@ class Settings:
             "train_batch": 16,
             "train_chunks": 16,
             "train_repeats": 2,
-            "memory_documents": (200, 2_000),
+            "memory_documents": (10_000, 100_000),
+            "memory_models": "double",
+            "memory_whole_runs": 1,
             "scaling_max_power": 8,
             "onnx_batches": (1, 64),
             "onnx_chunks": (16,),

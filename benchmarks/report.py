@@ -327,18 +327,25 @@ def _training(s: dict[str, Any]) -> list[str]:
 def _memory(s: dict[str, Any]) -> list[str]:
     lines = ["## 5. Memory", "", f"{s['what']}. Setup: {s['setup']}.", ""]
     lines += _table(
-        ["documents", "RSS after setup", "peak RSS", "peak measured over", "time"],
+        ["path", "documents", "RSS after setup", "peak RSS", "peak measured over", "time", "documents/s"],
         [
             [
+                r.get("mode", "stream"),
                 f"{r['documents']:,}",
                 "n/a" if r["setup_rss_mib"] is None else f"{r['setup_rss_mib']:.1f} MiB",
                 f"{r['peak_rss_mib']:.1f} MiB",
                 r["peak_covers"],
                 _seconds(r["seconds"]),
+                f"{r['documents'] / r['seconds']:,.0f}",
             ]
-            for r in s["rows"]
+            for r in [*s["rows"], *s.get("whole", [])]
         ],
     )
+    if s.get("stream_over_whole"):
+        lines += [
+            "",
+            f"Throughput of the streaming path vs the whole-corpus path: {s['stream_over_whole']:.0%}.",
+        ]
     verdict = "flat" if s["flat"] else "**grows**"
     lines += [
         "",

@@ -40,6 +40,8 @@ def tiny_settings() -> Settings:
         train_repeats=1,
         train_sizes=("tiny",),
         memory_documents=(5, 20),
+        memory_models="double",
+        memory_whole_runs=1,
         scaling_max_power=3,
         onnx_batches=(1, 2),
         onnx_chunks=(3,),

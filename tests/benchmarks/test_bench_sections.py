@@ -66,15 +66,18 @@ def test_training(bench_context):
     assert all(r["samples_per_s"] > 0 for r in result["rows"])
 
 
-def test_memory_worker_streams_every_document(tmp_path):
-    result = memory.stream(12, tmp_path)
-    assert result["documents"] == 12 and result["peak_rss_mib"] > 0
+@pytest.mark.parametrize("models", ["double", "tiny"])
+@pytest.mark.parametrize("mode", ["stream", "whole"])
+def test_memory_worker_writes_every_document(tmp_path, models, mode):
+    result = memory.stream(12, tmp_path, models, mode)
+    assert result["documents"] == result["rows_written"] == 12 and result["peak_rss_mib"] > 0
 
 
 @pytest.mark.slow
 def test_memory_section_runs_each_count_in_a_subprocess(bench_context):
     result = memory.run(bench_context)
     assert [r["documents"] for r in result["rows"]] == [5, 20]
+    assert result["stream_over_whole"] > 0
     assert result["growth_mib"] == pytest.approx(
         result["rows"][1]["peak_rss_mib"] - result["rows"][0]["peak_rss_mib"]
     )

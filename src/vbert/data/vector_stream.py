@@ -18,17 +18,24 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
+import itertools
 import json
 import shutil
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from vbert.errors import DataError
 from vbert.files import atomic_path, atomic_write_bytes, atomic_write_json, canonical_json, read_json
+
+if TYPE_CHECKING:
+    from vbert.embedders.base import Embedder
+    from vbert.long_document import LongDocumentEncoder
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -221,8 +228,78 @@ class VectorStream:
 
 
 def _npy_bytes(vectors: np.ndarray) -> bytes:
-    import io
-
     buffer = io.BytesIO()
     np.save(buffer, vectors, allow_pickle=False)
     return buffer.getvalue()
+
+
+def remaining(stream: VectorStream, documents: Iterable[tuple[str, str]]) -> Iterator[tuple[str, str]]:
+    """``documents`` after those the stream's finished batches hold, checking that their ids match."""
+    iterator = iter(documents)
+    for expected in stream.document_ids():
+        doc_id = next(iterator, (None, None))[0]
+        if doc_id != expected:
+            raise DataError(
+                f"the inputs changed since the interrupted run ({doc_id!r} where {expected!r} was): delete "
+                f"{stream.work} to start over"
+            )
+    return iterator
+
+
+def _batches(documents: Iterable[tuple[str, str]], size: int) -> Iterator[list[tuple[str, str]]]:
+    iterator = iter(documents)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+def merge_to_file(
+    encoder: LongDocumentEncoder,
+    documents: Iterable[tuple[str, str]],
+    output: str | Path,
+    job: Mapping[str, Any],
+    documents_per_batch: int = 1024,
+    show_progress: bool = False,
+) -> int:
+    """``vbert merge``: one vector per ``(id, text)`` document into ``output``, streaming and resumable.
+
+    Memory is bounded by one batch of ``documents_per_batch`` documents; every finished batch
+    survives a kill, and the next call with the same ``job`` continues after it. Returns the rows.
+    """
+    stream = VectorStream(output, job)
+    progress = tqdm(desc="documents", unit="doc", initial=stream.documents_done, disable=not show_progress)
+    for batch in _batches(remaining(stream, documents), documents_per_batch):
+        ids = [doc_id for doc_id, _ in batch]
+        vectors = np.stack(list(encoder.iter_encode([text for _, text in batch])))
+        stream.add(ids, vectors, ids)
+        progress.update(len(batch))
+    progress.close()
+    extra = {"embedder": encoder.embedder.fingerprint, "merger": encoder.merger.fingerprint}
+    return stream.finish(extra)
+
+
+def embed_to_file(
+    embedder: Embedder,
+    documents: Iterable[tuple[str, str]],
+    output: str | Path,
+    job: Mapping[str, Any],
+    chunk_tokens: int,
+    batch_size: int = 32,
+    documents_per_batch: int = 256,
+    show_progress: bool = False,
+) -> int:
+    """``vbert embed``: one row per chunk (id, ``chunk_index``, vector), streaming and resumable like
+    :func:`merge_to_file`. Returns the rows."""
+    stream = VectorStream(output, job)
+    progress = tqdm(desc="documents", unit="doc", initial=stream.documents_done, disable=not show_progress)
+    for batch in _batches(remaining(stream, documents), documents_per_batch):
+        ids, index, chunks = [], [], []
+        for doc_id, text in batch:
+            pieces = embedder.split(text, chunk_tokens)
+            ids.extend([doc_id] * len(pieces))
+            index.extend(range(len(pieces)))
+            chunks.extend(pieces)
+        vectors = embedder.encode(chunks, batch_size=batch_size) if chunks else np.zeros((0, embedder.dim))
+        stream.add(ids, vectors, [doc_id for doc_id, _ in batch], {"chunk_index": index})
+        progress.update(len(batch))
+    progress.close()
+    return stream.finish({"embedder": embedder.fingerprint})
