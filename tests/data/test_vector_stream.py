@@ -38,7 +38,7 @@ def test_merge_to_file_equals_encode_and_writes_batches(fake_embedder, tmp_path,
     if suffix == ".npy":
         np.testing.assert_array_equal(np.load(output), expected)
         saved = json.loads(output.with_suffix(".ids.json").read_text())
-        assert saved["ids"] == ids and saved["merger"] == "mean-pool" == MeanPoolMerger().name
+        assert saved["ids"] == ids and saved["merger"] == MeanPoolMerger().fingerprint
     else:
         parquet = pq.ParquetFile(output)
         assert parquet.metadata.num_row_groups == 5  # one per batch

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -53,6 +54,17 @@ def _read_documents(inputs: list[Path]) -> list[tuple[str, str]]:
     return documents
 
 
+def _iter_documents(inputs: list[Path]) -> Iterator[tuple[str, str]]:
+    """The documents read lazily (``vbert embed`` / ``vbert merge`` stream them in bounded batches)."""
+    from vbert.data.corpora.files import iter_documents
+
+    with reported(FileNotFoundError):
+        for path in inputs:
+            if not path.exists():
+                raise FileNotFoundError(f"corpus path {path} does not exist")
+    return iter_documents(inputs)
+
+
 def _check_options(output: Path, chunk_tokens: int | None) -> None:
     """Everything that can be checked before any document is read or embedded."""
     from vbert.data.vectors import check_output
@@ -88,32 +100,35 @@ def embed(
     if engine not in ("local", "ray"):
         fail(f"unknown engine {engine!r}; choose 'local' or 'ray'")
     _check_options(output, chunk_tokens)
-    documents = _read_documents(inputs)
     if engine == "ray":
         embed_with_ray(
-            documents, output, embedder, chunk_tokens, batch_size, workers, ray_address, _write_vectors
+            _read_documents(inputs),
+            output,
+            embedder,
+            chunk_tokens,
+            batch_size,
+            workers,
+            ray_address,
+            _write_vectors,
         )
         return
+    documents = _iter_documents(inputs)
     with reported(OSError, ValueError):
         model = load_embedder(embedder)
     size = chunk_tokens or model.content_window
     if size > model.content_window:
         fail(f"--chunk-tokens {size} is more than the embedder's content window ({model.content_window})")
-    ids, index, chunks = [], [], []
-    for doc_id, text in documents:
-        pieces = model.split(text, size)
-        ids.extend([doc_id] * len(pieces))
-        index.extend(range(len(pieces)))
-        chunks.extend(pieces)
-    from tqdm.auto import tqdm
+    from vbert.data.vector_stream import embed_to_file, input_signature
 
-    vectors = np.concatenate(
-        [
-            model.encode(chunks[i : i + 256], batch_size=batch_size)
-            for i in tqdm(range(0, len(chunks), 256), desc="chunk batches", unit="batch")
-        ]
-    )
-    _write_vectors(output, ids, vectors, {"chunk_index": index, "embedder": model.fingerprint})
+    job = {
+        "command": "embed",
+        "inputs": input_signature(inputs),
+        "embedder": model.fingerprint,
+        "chunk": size,
+    }
+    with reported(OSError, ValueError):
+        rows = embed_to_file(model, documents, output, job, size, batch_size=batch_size, show_progress=True)
+    typer.echo(f"wrote {rows} vectors of dimension {model.dim} to {output}")
 
 
 @app.command()
@@ -132,7 +147,9 @@ def merge(
     _check_options(output, chunk_tokens)
     with reported():
         chosen_merger = load_checked_merger(merger)
-    documents = _read_documents(inputs)
+    from vbert.data.vector_stream import input_signature, merge_to_file
+
+    documents = _iter_documents(inputs)
     with reported(OSError, ValueError):
         encoder = LongDocumentEncoder(
             load_embedder(embedder),
@@ -140,9 +157,15 @@ def merge(
             chunk_tokens=chunk_tokens,
             cache=False if no_cache else cache,
         )
-        vectors = encoder.encode([text for _, text in documents], show_progress=True)
-    extra = {"embedder": encoder.embedder.fingerprint, "merger": encoder.merger.fingerprint}
-    _write_vectors(output, [doc_id for doc_id, _ in documents], vectors, extra)
+        job = {
+            "command": "merge",
+            "inputs": input_signature(inputs),
+            "embedder": encoder.embedder.fingerprint,
+            "merger": encoder.merger.fingerprint,
+            "chunk": encoder.chunk_tokens,
+        }
+        rows = merge_to_file(encoder, documents, output, job, show_progress=True)
+    typer.echo(f"wrote {rows} vectors of dimension {encoder.embedder.dim} to {output}")
 
 
 @app.command()

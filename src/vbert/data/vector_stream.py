@@ -165,7 +165,8 @@ class VectorStream:
 
         check_output(self.output)
         if not self.batches:
-            raise DataError("no vectors were written: the input held no documents")
+            shutil.rmtree(self.work)
+            raise DataError("no non-empty documents found in the inputs")
         extra = dict(extra or {})
         if self.output.suffix == ".npy":
             self._finish_npy(extra)
@@ -252,6 +253,11 @@ def _batches(documents: Iterable[tuple[str, str]], size: int) -> Iterator[list[t
         yield batch
 
 
+def _progress(stream: VectorStream, show: bool) -> tqdm:
+    # Used as a context manager, so an error message after a failure starts on a line of its own.
+    return tqdm(desc="documents", unit="doc", initial=stream.documents_done, disable=not show)
+
+
 def merge_to_file(
     encoder: LongDocumentEncoder,
     documents: Iterable[tuple[str, str]],
@@ -266,13 +272,12 @@ def merge_to_file(
     survives a kill, and the next call with the same ``job`` continues after it. Returns the rows.
     """
     stream = VectorStream(output, job)
-    progress = tqdm(desc="documents", unit="doc", initial=stream.documents_done, disable=not show_progress)
-    for batch in _batches(remaining(stream, documents), documents_per_batch):
-        ids = [doc_id for doc_id, _ in batch]
-        vectors = np.stack(list(encoder.iter_encode([text for _, text in batch])))
-        stream.add(ids, vectors, ids)
-        progress.update(len(batch))
-    progress.close()
+    with _progress(stream, show_progress) as progress:
+        for batch in _batches(remaining(stream, documents), documents_per_batch):
+            ids = [doc_id for doc_id, _ in batch]
+            vectors = np.stack(list(encoder.iter_encode([text for _, text in batch])))
+            stream.add(ids, vectors, ids)
+            progress.update(len(batch))
     extra = {"embedder": encoder.embedder.fingerprint, "merger": encoder.merger.fingerprint}
     return stream.finish(extra)
 
@@ -290,16 +295,17 @@ def embed_to_file(
     """``vbert embed``: one row per chunk (id, ``chunk_index``, vector), streaming and resumable like
     :func:`merge_to_file`. Returns the rows."""
     stream = VectorStream(output, job)
-    progress = tqdm(desc="documents", unit="doc", initial=stream.documents_done, disable=not show_progress)
-    for batch in _batches(remaining(stream, documents), documents_per_batch):
-        ids, index, chunks = [], [], []
-        for doc_id, text in batch:
-            pieces = embedder.split(text, chunk_tokens)
-            ids.extend([doc_id] * len(pieces))
-            index.extend(range(len(pieces)))
-            chunks.extend(pieces)
-        vectors = embedder.encode(chunks, batch_size=batch_size) if chunks else np.zeros((0, embedder.dim))
-        stream.add(ids, vectors, [doc_id for doc_id, _ in batch], {"chunk_index": index})
-        progress.update(len(batch))
-    progress.close()
+    with _progress(stream, show_progress) as progress:
+        for batch in _batches(remaining(stream, documents), documents_per_batch):
+            ids, index, chunks = [], [], []
+            for doc_id, text in batch:
+                pieces = embedder.split(text, chunk_tokens)
+                ids.extend([doc_id] * len(pieces))
+                index.extend(range(len(pieces)))
+                chunks.extend(pieces)
+            vectors = (
+                embedder.encode(chunks, batch_size=batch_size) if chunks else np.zeros((0, embedder.dim))
+            )
+            stream.add(ids, vectors, [doc_id for doc_id, _ in batch], {"chunk_index": index})
+            progress.update(len(batch))
     return stream.finish({"embedder": embedder.fingerprint})

@@ -49,7 +49,7 @@ def write_vectors(
         raise DataError(f"{len(ids)} ids for vectors of shape {vectors.shape}; expected one row per id")
     extra = dict(extra or {})
     if output.suffix == ".npy":
-        ids_bytes = _ids_json({"ids": list(ids), **extra})
+        ids_bytes = ids_json({"ids": list(ids), **extra})
         with contextlib.ExitStack() as stack:  # both temporaries are renamed only once both are written
             vectors_tmp = stack.enter_context(atomic_path(output))
             ids_tmp = stack.enter_context(atomic_path(ids_path(output)))
@@ -57,11 +57,12 @@ def write_vectors(
                 np.save(handle, vectors, allow_pickle=False)
             ids_tmp.write_bytes(ids_bytes)
     else:
-        _ids_json({"ids": list(ids), **extra})  # the same validation as for .npy
+        ids_json({"ids": list(ids), **extra})  # the same validation as for .npy
         _write_parquet(output, ids, vectors, extra)
 
 
-def _ids_json(content: dict[str, Any]) -> bytes:
+def ids_json(content: dict[str, Any]) -> bytes:
+    """The ``.ids.json`` file's bytes; text that is not valid Unicode is a DataError."""
     try:
         text = json.dumps(content, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
         return (text + "\n").encode("utf-8")

@@ -96,12 +96,16 @@ def iter_files(path: str | Path, lang: str = "und", license: str = "unknown") ->
 
 
 def read_documents(paths: Iterable[str | Path]) -> list[tuple[str, str]]:
-    """``(id, text)`` of every non-empty document under ``paths`` (see the module docstring).
+    """``(id, text)`` of every non-empty document under ``paths`` (see :func:`iter_documents`), as a list."""
+    return list(iter_documents(paths))
+
+
+def iter_documents(paths: Iterable[str | Path]) -> Iterator[tuple[str, str]]:
+    """``(id, text)`` of every non-empty document under ``paths``, read lazily, one at a time.
 
     Raises :class:`~vbert.errors.DataError` for malformed input, an id of another type or an id
     that two documents share, and ``FileNotFoundError`` for a path that does not exist.
     """
-    documents: list[tuple[str, str]] = []
     seen: dict[str, str] = {}
     for path in paths:
         for record in _iter_records(path):
@@ -112,8 +116,7 @@ def read_documents(paths: Iterable[str | Path]) -> list[tuple[str, str]]:
                     "ids must be unique so each output row can be traced back"
                 )
             seen[doc_id] = record.where
-            documents.append((doc_id, record.text))
-    return documents
+            yield doc_id, record.text
 
 
 def _iter_records(path: str | Path) -> Iterator[_Record]:
@@ -137,8 +140,23 @@ def _iter_one(file: Path, root: Path) -> Iterator[_Record]:
             yield _Record(file, rel, None, text, {})
 
 
+def _jsonl_lines(file: Path) -> Iterator[tuple[int, str]]:
+    """Numbered lines of a UTF-8 file, read one at a time (memory stays flat in the file size)."""
+    done = 0
+    with open(file, encoding="utf-8") as handle:
+        try:
+            for line in handle:
+                done += 1
+                yield done, line
+        except UnicodeDecodeError as err:
+            raise DataError(
+                f"{file} is not valid UTF-8 (after line {done}): convert it first, e.g. "
+                f"`iconv -f latin1 -t utf-8 {file}`"
+            ) from err
+
+
 def _iter_jsonl(file: Path, rel: str) -> Iterator[_Record]:
-    for n, line in enumerate(read_text_file(file).splitlines(), start=1):
+    for n, line in _jsonl_lines(file):
         if not line.strip():
             continue
         try:
