@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup demo test bench lint format clean
+.PHONY: setup demo test bench bench-quick lint format clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,11 @@ test: setup
 
 bench: setup
 	$(PY) -m benchmarks
+
+# The regression guard (about 3 minutes): the performance targets' ratios, each with its target.
+bench-quick: setup
+	$(PY) -m benchmarks --quick --threads 1 --clock process \
+		--sections merge_cost,efficiency,pipeline,prefix,memory --output benchmarks/results/quick
 
 lint: setup
 	$(VENV)/bin/lint-imports --no-cache

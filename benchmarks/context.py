@@ -60,6 +60,7 @@ class Settings:
     onnx_chunks: tuple[int, ...] = (4, 16, 64)
     # 8. batched prefix merges (Finesse)
     prefix_lengths: tuple[int, ...] = (4, 16, 64, 128)
+    prefix_padded: bool = True  # also time the old one-padded-batch way
     # 9. one long window vs chunks: document lengths in windows
     long_context_windows: tuple[int, ...] = (4, 8)
     long_context_repeats: int = 3
@@ -74,8 +75,8 @@ class Settings:
     @classmethod
     def quick(cls, **overrides: Any) -> Settings:
         quick = {
-            "cost_chunks": (4, 16),
-            "cold_repeats": (2, 1),
+            "cost_chunks": (16,),
+            "cold_repeats": (1,),
             "merge_repeats": 10,
             "efficiency_batches": (1, 8, 64),
             "efficiency_chunks": (4, 16),
@@ -83,13 +84,14 @@ class Settings:
             "pipeline_documents": 2,
             "pipeline_chunks": 3,
             "pipeline_repeats": 2,
-            "cached_documents": 32,
+            "cached_documents": 16,
             "cached_repeats": 2,
             "train_batch": 16,
             "train_chunks": 16,
             "train_repeats": 2,
-            "memory_documents": (10_000, 100_000),
+            "memory_documents": (2_000, 20_000),
             "memory_models": "double",
+            "prefix_padded": False,
             "memory_whole_runs": 1,
             "scaling_max_power": 8,
             "onnx_batches": (1, 64),

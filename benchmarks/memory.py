@@ -46,7 +46,7 @@ FLAT_TOLERANCE_SHARE = 0.10
 
 
 class HashEmbedder:
-    """A cheap embedder double: whitespace tokens, each word a hashed random unit-norm vector (32-d)."""
+    """A cheap embedder double: whitespace tokens, each word's vector its sha256 bytes (32-d), no memo."""
 
     name = "hash-embedder-double"
     fingerprint = "hash-embedder-double-v1"
@@ -54,14 +54,10 @@ class HashEmbedder:
     max_tokens = 66
     content_window = 64
 
-    def __init__(self) -> None:
-        self._words: dict[str, np.ndarray] = {}
-
     def _word(self, word: str) -> np.ndarray:
-        if word not in self._words:
-            seed = int.from_bytes(hashlib.sha256(word.encode()).digest()[:8], "little")
-            self._words[word] = np.random.default_rng(seed).standard_normal(self.dim).astype(np.float32)
-        return self._words[word]
+        return (
+            np.frombuffer(hashlib.sha256(word.encode()).digest(), dtype=np.uint8).astype(np.float32) - 127.5
+        )
 
     def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         out = np.stack([np.sum([self._word(w) for w in t.split()], axis=0) for t in texts])

@@ -35,11 +35,9 @@ def one_padded_batch(merger: Any, embeddings: np.ndarray) -> np.ndarray:
 
 def run(ctx: Context) -> dict[str, Any]:
     merger, settings = ctx.merger, ctx.settings
-    variants = {
-        "shared": lambda x: prefix_merges(merger, x),
-        "one_padded_batch": lambda x: one_padded_batch(merger, x),
-        "one_by_one": lambda x: one_by_one(merger, x),
-    }
+    variants = {"shared": lambda x: prefix_merges(merger, x), "one_by_one": lambda x: one_by_one(merger, x)}
+    if settings.prefix_padded:
+        variants["one_padded_batch"] = lambda x: one_padded_batch(merger, x)
     rows = []
     for length in settings.prefix_lengths:
         ctx.log(f"prefix merges: L = {length}")
@@ -54,7 +52,11 @@ def run(ctx: Context) -> dict[str, Any]:
                 "length": length,
                 **{f"{name}_s": timing.median_s for name, timing in timings.items()},
                 "speedup": timings["one_by_one"].median_s / timings["shared"].median_s,
-                "padded_speedup": timings["one_by_one"].median_s / timings["one_padded_batch"].median_s,
+                **(
+                    {"padded_speedup": timings["one_by_one"].median_s / timings["one_padded_batch"].median_s}
+                    if "one_padded_batch" in timings
+                    else {}
+                ),
                 "max_abs_diff": float(np.abs(prefix_merges(merger, x) - reference).max()),
             }
         )

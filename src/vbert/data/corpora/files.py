@@ -104,19 +104,29 @@ def iter_documents(paths: Iterable[str | Path]) -> Iterator[tuple[str, str]]:
     """``(id, text)`` of every non-empty document under ``paths``, read lazily, one at a time.
 
     Raises :class:`~vbert.errors.DataError` for malformed input, an id of another type or an id
-    that two documents share, and ``FileNotFoundError`` for a path that does not exist.
+    that two documents share, and ``FileNotFoundError`` for a path that does not exist. Only the
+    ids are kept while reading (to refuse a repeated one), so memory stays small.
     """
-    seen: dict[str, str] = {}
+    paths = list(paths)
+    seen: set[str] = set()
+    for doc_id, record in _iter_ids(paths):
+        if doc_id in seen:
+            first = next(r.where for i, r in _iter_ids(paths) if i == doc_id)
+            raise DataError(
+                f"document id {doc_id!r} is given twice ({first} and {record.where}); "
+                "ids must be unique so each output row can be traced back"
+            )
+        seen.add(doc_id)
+        yield doc_id, record.text
+
+
+def _iter_ids(paths: list[str | Path]) -> Iterator[tuple[str, _Record]]:
     for path in paths:
         for record in _iter_records(path):
-            doc_id = record.rel if record.line is None else record.given_id() or f"{record.rel}:{record.line}"
-            if doc_id in seen:
-                raise DataError(
-                    f"document id {doc_id!r} is given twice ({seen[doc_id]} and {record.where}); "
-                    "ids must be unique so each output row can be traced back"
-                )
-            seen[doc_id] = record.where
-            yield doc_id, record.text
+            yield (
+                record.rel if record.line is None else record.given_id() or f"{record.rel}:{record.line}",
+                record,
+            )
 
 
 def _iter_records(path: str | Path) -> Iterator[_Record]:
