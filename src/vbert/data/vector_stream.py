@@ -3,8 +3,9 @@
 Vectors arrive in batches. Each finished batch is kept in a work folder beside the output
 (``<output>.partial/``): its vectors as ``batch-NNNNNN.npy``, then ``batch-NNNNNN.json`` with the
 row ids, the per-row columns, the documents the batch consumed and the vectors' sha256. The json
-file is written last and atomically, so it marks a finished batch; a run killed at any point
-(kill -9 included) keeps every finished batch, and the next run with the same job skips their
+file is written last and renamed into place, so it marks a finished batch (a batch whose vectors
+fail their checksum counts as unfinished); a run killed at any point (kill -9 included) keeps
+every finished batch, and the next run with the same job skips their
 documents. When the input ends, the output is assembled in bounded memory and written as one
 unit (see :mod:`vbert.data.vectors`): a ``.npy`` through a memory-mapped file, one batch window at
 a time, with its ``.ids.json``; a ``.parquet`` with one row group per batch. Then the work
@@ -21,6 +22,7 @@ import hashlib
 import io
 import itertools
 import json
+import os
 import shutil
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -31,7 +33,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from vbert.errors import DataError
-from vbert.files import atomic_path, atomic_write_bytes, atomic_write_json, canonical_json, read_json
+from vbert.files import atomic_path, atomic_write_json, canonical_json, normal_file_mode, read_json
 
 if TYPE_CHECKING:
     from vbert.embedders.base import Embedder
@@ -99,6 +101,8 @@ class VectorStream:
             except (OSError, ValueError, KeyError):
                 break
             self.batches.append(meta)
+        for stale in self.work.glob(".batch-*.tmp"):
+            stale.unlink()
         for stale in self.work.glob("batch-*"):  # the unfinished batch and anything after it
             if int(stale.name[6:12]) >= len(self.batches):
                 stale.unlink()
@@ -142,7 +146,7 @@ class VectorStream:
             raise DataError(f"vectors of dimension {vectors.shape[1]} after {self.batches[0]['dim']}")
         meta_path, vectors_path = self._paths(len(self.batches))
         buffer = _npy_bytes(vectors)
-        atomic_write_bytes(vectors_path, buffer)
+        _replace_unsynced(vectors_path, buffer)
         meta = {
             "ids": list(ids),
             "documents": list(documents),
@@ -150,7 +154,7 @@ class VectorStream:
             "dim": int(vectors.shape[1]),
             "sha256": hashlib.sha256(buffer).hexdigest(),
         }
-        atomic_write_json(meta_path, meta)  # the commit point of this batch
+        _replace_unsynced(meta_path, json.dumps(meta).encode("utf-8"))  # the commit point of this batch
         self.batches.append(meta)
 
     def _vectors(self, index: int) -> np.ndarray:
@@ -226,6 +230,19 @@ class VectorStream:
                     writer = pq.ParquetWriter(tmp, table.schema)
                 writer.write_table(table)  # one row group per batch
             writer.close()
+
+
+def _replace_unsynced(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary sibling and rename it onto ``path``, without fsync.
+
+    A batch survives a killed process either way (the page cache outlives it); after a power
+    loss a torn file fails its checksum or its JSON and the batch is simply embedded again, so
+    the per-batch fsyncs (most of the streaming overhead on a busy disk) buy nothing here.
+    """
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.chmod(tmp, normal_file_mode())
+    os.replace(tmp, path)
 
 
 def _npy_bytes(vectors: np.ndarray) -> bytes:
