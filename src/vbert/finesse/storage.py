@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import zipfile
+import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -41,6 +42,10 @@ def reading_results(source: str) -> Iterator[None]:
         ) from err
 
 
+class DamagedFileError(IntegrityError):
+    """A raw file is truncated or garbled: not a readable NumPy archive."""
+
+
 def save_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
     """Save numeric arrays to an uncompressed ``.npz`` atomically; object arrays are refused."""
     for name, value in arrays.items():
@@ -54,6 +59,7 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
 
     Raises:
         UnsafeFileError: the file is a pickle, a ``torch.save`` archive, or holds an object array.
+        DamagedFileError: the file is truncated or garbled.
     """
     file = Path(path)
     if not file.is_file():
@@ -67,6 +73,25 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
         )
     if head != ZIP_MAGIC:
         raise UnsafeFileError(f"{file} is not a NumPy .npz archive; regenerate it with `finesse generate`")
+    try:
+        return _read_npz(file)
+    except VbertError:
+        raise
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        EOFError,
+        ValueError,
+        KeyError,
+        NotImplementedError,
+        RuntimeError,
+    ) as err:
+        raise DamagedFileError(
+            f"{file} is damaged ({type(err).__name__}: {err}); regenerate it with `finesse generate`"
+        ) from err
+
+
+def _read_npz(file: Path) -> dict[str, np.ndarray]:
     with zipfile.ZipFile(file) as archive:
         for member in archive.namelist():
             if not member.endswith(".npy"):
