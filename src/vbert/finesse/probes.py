@@ -375,27 +375,35 @@ def load_probes(path: str | Path) -> ProbeSet:
             f"probe set {file} does not exist; build it with `finesse build-probes --config ...`"
         )
     if file.suffix == ".jsonl":
-        lines = file.read_text(encoding="utf-8").splitlines()
         try:
+            lines = file.read_text(encoding="utf-8").splitlines()
             header = json.loads(lines[0])[JSONL_HEADER_KEY]
             rows = [json.loads(line) for line in lines[1:] if line.strip()]
-        except (IndexError, KeyError, TypeError, json.JSONDecodeError) as err:
+        except (IndexError, KeyError, TypeError, ValueError, RecursionError) as err:
             raise ProbeSetError(
                 f"{file} is not a Finesse probe set (no {JSONL_HEADER_KEY!r} header line)"
             ) from err
     elif file.suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        table = pq.read_table(file)
+        try:
+            table = pq.read_table(file)
+        except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
+            raise ProbeSetError(f"{file} is not a readable Parquet file ({err})") from err
         raw = (table.schema.metadata or {}).get(PARQUET_METADATA_KEY)
         if raw is None:
             raise ProbeSetError(
                 f"{file} is not a Finesse probe set (no {PARQUET_METADATA_KEY.decode()} metadata)"
             )
-        header = json.loads(raw)
+        try:
+            header = json.loads(raw)
+        except (ValueError, RecursionError) as err:
+            raise ProbeSetError(f"{file} has an unreadable probe-set header ({err})") from err
         rows = table.to_pylist()
     else:
         raise ProbeSetError(f"probe file {file} must end in .parquet or .jsonl")
+    if not isinstance(header, dict) or not all(isinstance(row, dict) for row in rows):
+        raise ProbeSetError(f"{file} is not a Finesse probe set (its header or rows are not JSON objects)")
     stored = header.pop("content_hash", None)
     try:
         chunks = tuple(ProbeChunk(**row) for row in rows)
