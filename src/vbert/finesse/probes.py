@@ -388,7 +388,8 @@ def load_probes(path: str | Path) -> ProbeSet:
 
         try:
             table = pq.read_table(file)
-        except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
+            rows = table.to_pylist()
+        except (OSError, ValueError) as err:  # ArrowInvalid and UnicodeDecodeError are ValueErrors
             raise ProbeSetError(f"{file} is not a readable Parquet file ({err})") from err
         raw = (table.schema.metadata or {}).get(PARQUET_METADATA_KEY)
         if raw is None:
@@ -399,7 +400,6 @@ def load_probes(path: str | Path) -> ProbeSet:
             header = json.loads(raw)
         except (ValueError, RecursionError) as err:
             raise ProbeSetError(f"{file} has an unreadable probe-set header ({err})") from err
-        rows = table.to_pylist()
     else:
         raise ProbeSetError(f"probe file {file} must end in .parquet or .jsonl")
     if not isinstance(header, dict) or not all(isinstance(row, dict) for row in rows):
