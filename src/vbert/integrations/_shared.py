@@ -35,14 +35,16 @@ def build_encoder(
     cache: object = None,
     chunk_tokens: int | None = None,
     batch_size: int = 32,
+    device: str | None = None,
 ):
-    """A :class:`vbert.LongDocumentEncoder` from names, folders or loaded objects."""
+    """A :class:`vbert.LongDocumentEncoder` from names, folders or loaded objects; ``device`` places
+    the models loaded from names or folders (default: each loader's own)."""
     from vbert import LongDocumentEncoder, load_embedder, load_merger
 
     if isinstance(embedder, str | Path):
-        embedder = load_embedder(embedder)
+        embedder = load_embedder(embedder, **({"device": device} if device else {}))
     if isinstance(merger, str | Path):
-        merger = load_merger(merger)
+        merger = load_merger(merger, device=device)
     return LongDocumentEncoder(
         embedder, merger, chunk_tokens=chunk_tokens, cache=cache, batch_size=batch_size
     )

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from vbert.errors import DataError
-from vbert.integrations._shared import require
+from vbert.integrations._shared import build_encoder, require
 
 require("mteb", "mteb")
 
@@ -77,17 +77,10 @@ class VbertEncoder(AbsEncoder):
         device: str | None = None,
         **kwargs: Any,
     ) -> None:
-        from vbert import LongDocumentEncoder, load_embedder, load_merger
-
-        specs = {"embedder": embedder, "merger": merger}
-        if isinstance(embedder, str | Path):
-            embedder = load_embedder(embedder, **({"device": device} if device else {}))
-        if isinstance(merger, str | Path):
-            merger = load_merger(merger, device=device)
-        self.model = LongDocumentEncoder(
-            embedder, merger, chunk_tokens=chunk_tokens, cache=cache, batch_size=batch_size
+        self.model = build_encoder(
+            embedder, merger, cache=cache, chunk_tokens=chunk_tokens, batch_size=batch_size, device=device
         )
-        self.mteb_model_meta = self._model_meta(specs)
+        self.mteb_model_meta = self._model_meta({"embedder": embedder, "merger": merger})
 
     def _model_meta(self, specs: Mapping[str, object]) -> ModelMeta:
         embedder, merger = self.model.embedder, self.model.merger

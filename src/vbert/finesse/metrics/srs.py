@@ -18,7 +18,7 @@ merged by the merger; native variant: the chunk texts joined by one space and em
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -79,19 +79,14 @@ def merger_length(
     on_sample: Callable[[], None] | None = None,
 ) -> dict[str, np.ndarray]:
     """SRS raw arrays of one length in merger mode from base embeddings (S, n_chunks, d)."""
-    keys = arrangements(length)
     index = crafted_index(length, group_amount)
-    probes, pos_cos, neg_cos = [], [], []
-    for vecs, ntok in zip(embeddings, n_tokens, strict=True):
+
+    def vectors(vecs: np.ndarray, ntok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         probe_vectors = prefix_merges(merger, vecs[: length - 1], ntok[: length - 1])[1:]
-        crafted = merge_gathered(merger, vecs, index, ntok, merge_batch_size)
-        cos = _cosines(probe_vectors, crafted, keys, group_amount)
-        probes.append(probe_vectors)
-        pos_cos.append(cos[:, 0])
-        neg_cos.append(cos[:, 1])
-        if on_sample:
-            on_sample()
-    return _pack(probes, pos_cos, neg_cos, keys)
+        return probe_vectors, merge_gathered(merger, vecs, index, ntok, merge_batch_size)
+
+    samples = (vectors(vecs, ntok) for vecs, ntok in zip(embeddings, n_tokens, strict=True))
+    return _collect(samples, length, group_amount, on_sample)
 
 
 def native_texts(texts: Sequence[str], length: int, group_amount: int) -> tuple[list[str], list[str]]:
@@ -124,25 +119,36 @@ def native_length(
     on_sample: Callable[[], None] | None = None,
 ) -> dict[str, np.ndarray]:
     """SRS raw arrays of one length in native mode: the embedder on joined texts."""
-    keys = arrangements(length)
-    probes, pos_cos, neg_cos = [], [], []
-    for texts in samples:
+
+    def vectors(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         probe_texts, crafted_texts = native_texts(texts, length, group_amount)
         if truncate:
             probe_texts, _ = truncate_to_window(embedder, probe_texts)
             crafted_texts, _ = truncate_to_window(embedder, crafted_texts)
         probe_vectors = np.asarray(embedder.encode(probe_texts, batch_size=batch_size), dtype=np.float32)
-        crafted = np.asarray(embedder.encode(crafted_texts, batch_size=batch_size), dtype=np.float32)
+        return probe_vectors, np.asarray(
+            embedder.encode(crafted_texts, batch_size=batch_size), dtype=np.float32
+        )
+
+    return _collect((vectors(texts) for texts in samples), length, group_amount, on_sample)
+
+
+def _collect(
+    samples: Iterable[tuple[np.ndarray, np.ndarray]],
+    length: int,
+    group_amount: int,
+    on_sample: Callable[[], None] | None,
+) -> dict[str, np.ndarray]:
+    """The raw arrays of one length from each sample's (probe vectors (p, d), crafted vectors (K·2·G, d))."""
+    keys = arrangements(length)
+    probes, pos_cos, neg_cos = [], [], []
+    for probe_vectors, crafted in samples:
         cos = _cosines(probe_vectors, crafted, keys, group_amount)
         probes.append(probe_vectors)
         pos_cos.append(cos[:, 0])
         neg_cos.append(cos[:, 1])
         if on_sample:
             on_sample()
-    return _pack(probes, pos_cos, neg_cos, keys)
-
-
-def _pack(probes: list, pos_cos: list, neg_cos: list, keys: np.ndarray) -> dict[str, np.ndarray]:
     return {
         "probe": np.stack(probes).astype(np.float32),
         "pos_cos": np.stack(pos_cos).astype(np.float64),
