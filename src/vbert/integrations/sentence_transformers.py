@@ -45,6 +45,13 @@ DOCUMENT_PROMPT = "document"
 QUERY_PROMPT = "query"
 
 
+def _hub_options(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The hub download options sentence-transformers passes to a module's ``load``."""
+    return {
+        key: kwargs[key] for key in ("token", "cache_folder", "revision", "local_files_only") if key in kwargs
+    }
+
+
 class ChunkEmbedder(InputModule):
     """Input module: texts → prompted chunks → unit chunk vectors (with per-text chunk counts).
 
@@ -181,11 +188,7 @@ class ChunkEmbedder(InputModule):
 
     @classmethod
     def load(cls, model_name_or_path: str, subfolder: str = "", **kwargs) -> ChunkEmbedder:
-        hub = {
-            key: kwargs[key]
-            for key in ("token", "cache_folder", "revision", "local_files_only")
-            if key in kwargs
-        }
+        hub = _hub_options(kwargs)
         config = cls.load_config(model_name_or_path, subfolder=subfolder, **hub)
         folder = cls.load_dir_path(model_name_or_path, subfolder=subfolder, **hub)
         return cls(folder, **config)
@@ -251,11 +254,7 @@ class ChunkMerger(Module):
     def load(cls, model_name_or_path: str, subfolder: str = "", **kwargs) -> ChunkMerger:
         from vbert import load_merger
 
-        hub = {
-            key: kwargs[key]
-            for key in ("token", "cache_folder", "revision", "local_files_only")
-            if key in kwargs
-        }
+        hub = _hub_options(kwargs)
         baseline = cls.load_config(model_name_or_path, subfolder=subfolder, **hub).get("baseline")
         if baseline is not None:
             return cls(load_merger(baseline), baseline=baseline)
