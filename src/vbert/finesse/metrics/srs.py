@@ -69,26 +69,6 @@ def _cosines(probes: np.ndarray, crafted: np.ndarray, keys: np.ndarray, group_am
     return np.einsum("kd,kjgd->kjg", p_for_k, v)
 
 
-def merger_length(
-    merger: Merger,
-    embeddings: np.ndarray,
-    n_tokens: np.ndarray,
-    length: int,
-    group_amount: int,
-    merge_batch_size: int,
-    on_sample: Callable[[], None] | None = None,
-) -> dict[str, np.ndarray]:
-    """SRS raw arrays of one length in merger mode from base embeddings (S, n_chunks, d)."""
-    index = crafted_index(length, group_amount)
-
-    def vectors(vecs: np.ndarray, ntok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        probe_vectors = prefix_merges(merger, vecs[: length - 1], ntok[: length - 1])[1:]
-        return probe_vectors, merge_gathered(merger, vecs, index, ntok, merge_batch_size)
-
-    samples = (vectors(vecs, ntok) for vecs, ntok in zip(embeddings, n_tokens, strict=True))
-    return _collect(samples, length, group_amount, on_sample)
-
-
 def native_texts(texts: Sequence[str], length: int, group_amount: int) -> tuple[list[str], list[str]]:
     """Probe texts (p = 2..L−1) and crafted texts (rows of :func:`crafted_index`), joined by one space."""
     probe_texts = [" ".join(texts[:p]) for p in range(2, length)]
@@ -96,48 +76,11 @@ def native_texts(texts: Sequence[str], length: int, group_amount: int) -> tuple[
     return probe_texts, crafted
 
 
-def native_overflow(
-    embedder: Embedder, samples: Sequence[Sequence[str]], length: int, group_amount: int
-) -> tuple[int, int]:
-    """(samples with a crafted text over the window, longest token count) for one length."""
-    over, longest = 0, 0
-    for texts in samples:
-        probe_texts, crafted = native_texts(texts, length, group_amount)
-        counts = [embedder.count_tokens(t) for t in (*probe_texts, *crafted)]
-        longest = max(longest, *counts)
-        over += max(counts) > embedder.content_window
-    return over, longest
-
-
-def native_length(
-    embedder: Embedder,
-    samples: Sequence[Sequence[str]],
-    length: int,
-    group_amount: int,
-    batch_size: int,
-    truncate: bool,
-    on_sample: Callable[[], None] | None = None,
-) -> dict[str, np.ndarray]:
-    """SRS raw arrays of one length in native mode: the embedder on joined texts."""
-
-    def vectors(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        probe_texts, crafted_texts = native_texts(texts, length, group_amount)
-        if truncate:
-            probe_texts, _ = truncate_to_window(embedder, probe_texts)
-            crafted_texts, _ = truncate_to_window(embedder, crafted_texts)
-        probe_vectors = np.asarray(embedder.encode(probe_texts, batch_size=batch_size), dtype=np.float32)
-        return probe_vectors, np.asarray(
-            embedder.encode(crafted_texts, batch_size=batch_size), dtype=np.float32
-        )
-
-    return _collect((vectors(texts) for texts in samples), length, group_amount, on_sample)
-
-
 def _collect(
     samples: Iterable[tuple[np.ndarray, np.ndarray]],
     length: int,
     group_amount: int,
-    on_sample: Callable[[], None] | None,
+    on_sample: Callable[[], Any],
 ) -> dict[str, np.ndarray]:
     """The raw arrays of one length from each sample's (probe vectors (p, d), crafted vectors (K·2·G, d))."""
     keys = arrangements(length)
@@ -147,8 +90,7 @@ def _collect(
         probes.append(probe_vectors)
         pos_cos.append(cos[:, 0])
         neg_cos.append(cos[:, 1])
-        if on_sample:
-            on_sample()
+        on_sample()
     return {
         "probe": np.stack(probes).astype(np.float32),
         "pos_cos": np.stack(pos_cos).astype(np.float64),
@@ -215,20 +157,27 @@ class SRS(FinesseMetric):
         settings: GenerationSettings,
         on_sample: Callable[[], Any],
     ) -> dict[str, np.ndarray]:
-        return merger_length(
-            merger,
-            stored["embeddings"],
-            stored["n_tokens"],
-            length,
-            settings.group_amount,
-            settings.merge_batch_size,
-            on_sample=on_sample,
-        )
+        """Probe merges P_p and the crafted sequences merged, from base embeddings (S, n_chunks, d)."""
+        index = crafted_index(length, settings.group_amount)
+
+        def vectors(vecs: np.ndarray, ntok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            probe_vectors = prefix_merges(merger, vecs[: length - 1], ntok[: length - 1])[1:]
+            return probe_vectors, merge_gathered(merger, vecs, index, ntok, settings.merge_batch_size)
+
+        pairs = zip(stored["embeddings"], stored["n_tokens"], strict=True)
+        return _collect((vectors(*pair) for pair in pairs), length, settings.group_amount, on_sample)
 
     def native_overflow(
         self, embedder: Embedder, texts: Sequence[Sequence[str]], length: int, group_amount: int
     ) -> tuple[int, int]:
-        return native_overflow(embedder, texts, length, group_amount)
+        """(samples with a crafted text over the window, longest token count) for one length."""
+        over, longest = 0, 0
+        for sample in texts:
+            probe_texts, crafted = native_texts(sample, length, group_amount)
+            counts = [embedder.count_tokens(t) for t in (*probe_texts, *crafted)]
+            longest = max(longest, *counts)
+            over += max(counts) > embedder.content_window
+        return over, longest
 
     def generate_native(
         self,
@@ -239,9 +188,20 @@ class SRS(FinesseMetric):
         truncate: bool,
         on_sample: Callable[[], Any],
     ) -> dict[str, np.ndarray]:
-        return native_length(
-            embedder, texts, length, settings.group_amount, settings.batch_size, truncate, on_sample=on_sample
-        )
+        """Probe texts and crafted texts joined by one space, embedded by the embedder."""
+
+        def vectors(sample: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+            probe_texts, crafted_texts = native_texts(sample, length, settings.group_amount)
+            if truncate:
+                probe_texts, _ = truncate_to_window(embedder, probe_texts)
+                crafted_texts, _ = truncate_to_window(embedder, crafted_texts)
+            probe_vectors, crafted = (
+                np.asarray(embedder.encode(batch, batch_size=settings.batch_size), dtype=np.float32)
+                for batch in (probe_texts, crafted_texts)
+            )
+            return probe_vectors, crafted
+
+        return _collect((vectors(sample) for sample in texts), length, settings.group_amount, on_sample)
 
     def score_length(self, arrays: dict[str, np.ndarray], formula: str, score_version: str) -> LengthScore:
         """Per-sample (p, position) SRS scores of one length and their means."""
