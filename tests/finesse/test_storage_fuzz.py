@@ -58,3 +58,12 @@ def test_a_truncated_archive_is_an_integrity_error(tmp_path, keep):
     path.write_bytes(VALID[:keep])
     with pytest.raises(IntegrityError, match="damaged"):
         load_npz(path)
+
+
+def test_a_garbled_end_record_is_an_integrity_error(tmp_path):
+    """Regression (found by the fuzzer): one byte inserted into the end-of-archive record made
+    zipfile seek before the start of the file, and load_npz raised OSError (EINVAL)."""
+    path = tmp_path / "length_004.npz"
+    path.write_bytes(VALID[:566] + b"\x01" + VALID[566:-1])
+    with pytest.raises(IntegrityError, match="damaged"):
+        load_npz(path)

@@ -81,6 +81,7 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
         zipfile.BadZipFile,
         zlib.error,
         EOFError,
+        OSError,  # a garbled offset makes zipfile seek before the start of the file (EINVAL)
         ValueError,
         KeyError,
         NotImplementedError,

@@ -83,6 +83,11 @@ def snippet_of(text: str, limit: int = 240) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 
+#: Mean pooling, not the shipped merger: on deep-paragraph retrieval with distractors the shipped
+#: merger scores 15 nDCG@10 points below it (docs/results.md, results/retrieval-deep.json).
+NEW_INDEX_MERGER = "mean"
+
+
 class Index:
     """A searchable index of long documents in ``folder`` (created on first use).
 
@@ -90,7 +95,8 @@ class Index:
         folder: the index folder: ``index.json`` (settings), ``chunk-cache.sqlite``, ``lance/``.
         embedder: an embedder or a name for :func:`vbert.load_embedder`; default: the one the
             index was built with (``"default"`` for a new index).
-        merger: a merger or a name for :func:`vbert.load_merger`; default as for ``embedder``.
+        merger: a merger or a name for :func:`vbert.load_merger`; default: the index's, and
+            :data:`NEW_INDEX_MERGER` for a new index.
         chunk_tokens: largest chunk, in content tokens (default: the embedder's window).
         batch_size: chunks per embedder forward pass.
         documents_per_commit: documents written to the document table per atomic commit.
@@ -160,7 +166,7 @@ class Index:
         if merger is None or isinstance(merger, str):
             from vbert.loading import load_merger
 
-            self.merger_name = merger or (saved["merger"]["name"] if saved else "default")
+            self.merger_name = merger or (saved["merger"]["name"] if saved else NEW_INDEX_MERGER)
             return load_merger(self.merger_name)
         self.merger_name = merger.name
         return merger
