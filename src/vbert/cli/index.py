@@ -34,7 +34,10 @@ def index_command(
         str | None, typer.Option(help="Embedder for a new index (default: 'default'; later: the index's).")
     ] = None,
     merger: Annotated[
-        str | None, typer.Option(help="Merger for a new index (default: 'mean', which retrieves best today; later: the index's).")
+        str | None,
+        typer.Option(
+            help="Merger for a new index (default: 'mean', which retrieves best today; later: the index's)."
+        ),
     ] = None,
     chunk_tokens: Annotated[
         int | None, typer.Option(help="Largest chunk in tokens (default: the embedder's window).")
