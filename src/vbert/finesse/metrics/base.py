@@ -15,6 +15,7 @@ metric")::
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -77,7 +78,7 @@ class GenerationSettings:
     warmup: int
 
 
-class FinesseMetric:
+class FinesseMetric(ABC):
     """Base of every Finesse metric (RSS, SRS, …); subclasses fill the metadata and the methods."""
 
     name: ClassVar[str]
@@ -113,6 +114,7 @@ class FinesseMetric:
         return {"group_amount": None}
 
     # -- generation ---------------------------------------------------------------------------
+    @abstractmethod
     def generate_merger(
         self,
         merger: Merger,
@@ -123,14 +125,16 @@ class FinesseMetric:
     ) -> dict[str, np.ndarray]:
         """Raw arrays of one length in merger mode, from the shared chunk store's arrays
         (``embeddings`` (S, n, d), ``n_tokens`` (S, n), ``embed_ms`` (S,))."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def native_overflow(
         self, embedder: Embedder, texts: Sequence[Sequence[str]], length: int, group_amount: int
     ) -> tuple[int, int]:
         """(samples whose texts exceed the embedder's window, longest token count) for one length."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def generate_native(
         self,
         embedder: Embedder,
@@ -141,19 +145,23 @@ class FinesseMetric:
         on_sample: Callable[[], Any],
     ) -> dict[str, np.ndarray]:
         """Raw arrays of one length in native mode (the embedder on joined chunk texts)."""
-        raise NotImplementedError
+        ...
 
     # -- scoring ------------------------------------------------------------------------------
-    def score_length(self, arrays: dict[str, np.ndarray], formula: str, score_version: str) -> LengthScore:
-        raise NotImplementedError
+    @abstractmethod
+    def score_length(
+        self, arrays: dict[str, np.ndarray], formula: str, score_version: str
+    ) -> LengthScore: ...
 
+    @abstractmethod
     def summary(self, scored: dict[int, LengthScore]) -> dict[str, Any]:
         """The summary fields beyond ``samples`` over every scored length (in length order)."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def columns(self) -> list[Column]:
         """The Markdown table's columns after ``L`` and ``samples``."""
-        raise NotImplementedError
+        ...
 
     # -- comparison and leaderboard ------------------------------------------------------------
     def comparison_rows(self, summaries: Sequence[dict[str, Any]]) -> list[tuple[str, list[str]]]:
