@@ -1,10 +1,9 @@
 """Persistent chunk-embedding cache: a SQLite file keyed by (embedder fingerprint, chunk sha256).
 
-Two tables: ``chunks`` holds the vectors; ``documents`` remembers, per document content hash
-and chunking rule, the keys and token counts of the document's chunks, so a document seen
-before is re-encoded by one lookup and one merge, without cutting it into chunks again.
-SQLite in WAL mode makes the file safe for several processes at once. The cache never throws away good
-data:
+``chunks`` holds the vectors; ``documents`` (and ``document_spans``) the chunk layout of each
+document content and chunking rule, so a document seen before is re-encoded without being cut
+into chunks again (:mod:`vbert.chunk_layouts`). SQLite in WAL mode makes the file safe for several
+processes at once. The cache never throws away good data:
 
 * each row carries a checksum of its vector, so a damaged row is dropped and re-embedded, never
   returned as a wrong vector;
@@ -25,7 +24,7 @@ import sqlite3
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -37,6 +36,8 @@ from vbert.files import vbert_home
 SCHEMA_VERSION = 1
 _COLUMNS = {"chunks": ("fingerprint", "key", "dim", "vector", "checksum"), "meta": ("name", "value")}
 _DOCUMENT_COLUMNS = ("fingerprint", "chunking", "content_hash", "chunk_keys", "chunk_tokens", "checksum")
+_SPAN_COLUMNS = ("fingerprint", "chunking", "content_hash", "chunk_starts", "chunk_ends", "checksum")
+_DOCUMENT_TABLES = {"documents": _DOCUMENT_COLUMNS, "document_spans": _SPAN_COLUMNS}
 #: Seconds to wait for another process's lock before giving up (the first few silently).
 DEFAULT_TIMEOUT = 60.0
 _SILENT_WAIT = 5.0
@@ -69,21 +70,39 @@ def _checksum(blob: bytes) -> str:
 
 @dataclass(frozen=True)
 class DocumentChunks:
-    """What a document was cut into: its chunks' keys (sha256 of the text) and token counts, in order."""
+    """What a document was cut into: its chunks' keys (sha256 of the text) and token counts, in order.
+
+    ``starts``/``ends`` are the chunks' character spans ``[start, end)`` in the document when the
+    chunks are pieces of its text (the index's content-defined chunks), else ``None``.
+    """
 
     keys: tuple[str, ...]
     tokens: tuple[int, ...]
+    starts: tuple[int, ...] | None = None
+    ends: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if len(self.keys) != len(self.tokens) or not self.keys:
             raise ValueError("a document has at least one chunk, with one token count per chunk key")
+        starts, ends = self.starts or (), self.ends or ()
+        if (self.starts is None) != (self.ends is None) or (
+            self.starts is not None and not len(starts) == len(ends) == len(self.keys)
+        ):
+            raise ValueError("a document's chunk spans are one [start, end) per chunk key, or none")
 
-    def _columns(self) -> tuple[str, str]:
-        return "".join(self.keys), ",".join(map(str, self.tokens))
+    def _columns(self) -> tuple[str, ...]:
+        """Table columns: the keys, the token counts and, with spans, the starts and the ends."""
+        spans = () if self.starts is None else (self.starts, self.ends or ())
+        return "".join(self.keys), *(",".join(map(str, numbers)) for numbers in (self.tokens, *spans))
 
 
-def _document_checksum(keys: str, tokens: str) -> str:
-    return _checksum(f"{keys}|{tokens}".encode())
+def _document_checksum(*columns: str) -> str:
+    # The spans' checksum covers the keys and token counts too, so spans never join another layout.
+    return _checksum("|".join(columns).encode())
+
+
+def _numbers(column: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in column.split(","))
 
 
 class _Corrupt(sqlite3.DatabaseError):
@@ -188,11 +207,11 @@ class ChunkCache:
         if not self.read_only:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            if not {"chunks", "meta", "documents"} <= tables:
+            if not {"chunks", "meta", *_DOCUMENT_TABLES} <= tables:
                 self._create_schema(conn)
-                tables |= {"chunks", "meta", "documents"}
+                tables |= {"chunks", "meta", *_DOCUMENT_TABLES}
         if {"chunks", "meta"} <= tables:
-            present = {**_COLUMNS, **({"documents": _DOCUMENT_COLUMNS} if "documents" in tables else {})}
+            present = {**_COLUMNS, **{t: c for t, c in _DOCUMENT_TABLES.items() if t in tables}}
             for table, expected in present.items():
                 columns = tuple(row[1] for row in conn.execute(f"PRAGMA table_info({table})"))
                 if columns != expected:
@@ -200,7 +219,7 @@ class ChunkCache:
             row = conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
             if row is None or row[0] != str(SCHEMA_VERSION):
                 raise _Corrupt(f"schema version {row and row[0]}, expected {SCHEMA_VERSION}")
-        elif tables - {"documents"}:
+        elif tables - set(_DOCUMENT_TABLES):
             raise _Corrupt(f"it holds tables {sorted(tables)}, not a vbert chunk cache")
         problems = [row[0] for row in conn.execute("PRAGMA quick_check").fetchall()]
         if problems != ["ok"]:
@@ -216,12 +235,13 @@ class ChunkCache:
                 "dim INTEGER NOT NULL, vector BLOB NOT NULL, checksum TEXT NOT NULL, PRIMARY KEY (fingerprint, key))"
             )
             conn.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            # Added after schema version 1 without changing its meaning: older files gain it on open.
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS documents (fingerprint TEXT NOT NULL, chunking TEXT NOT NULL, "
-                "content_hash TEXT NOT NULL, chunk_keys TEXT NOT NULL, chunk_tokens TEXT NOT NULL, "
-                "checksum TEXT NOT NULL, PRIMARY KEY (fingerprint, chunking, content_hash))"
-            )
+            # Added after schema version 1 without changing its meaning: older files gain them on open,
+            # and a vbert that predates a table ignores it (spans are a table of their own for that).
+            for table, columns in _DOCUMENT_TABLES.items():
+                conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(c + ' TEXT NOT NULL' for c in columns)}, "
+                    "PRIMARY KEY (fingerprint, chunking, content_hash))"
+                )
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             conn.execute("COMMIT")
         except BaseException:
@@ -292,11 +312,7 @@ class ChunkCache:
     # -- use ---------------------------------------------------------------------------------
     def get_many(self, fingerprint: str, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """Cached vectors for ``texts``, keyed by text sha256; damaged rows are dropped and recomputed."""
-        try:
-            return self._patiently("lookup", lambda: self._get_many(fingerprint, texts))
-        except sqlite3.DatabaseError as err:
-            self._recover(err)
-            return {}
+        return self.get_vectors(fingerprint, map(text_key, texts))
 
     def get_vectors(self, fingerprint: str, keys: Iterable[str]) -> dict[str, np.ndarray]:
         """:meth:`get_many` by chunk key (sha256 of the text) instead of text."""
@@ -306,9 +322,6 @@ class ChunkCache:
         except sqlite3.DatabaseError as err:
             self._recover(err)
             return {}
-
-    def _get_many(self, fingerprint: str, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        return self._get_keys(fingerprint, sorted({text_key(t) for t in texts}))
 
     def _get_keys(self, fingerprint: str, keys: list[str]) -> dict[str, np.ndarray]:
         if not self._has_table():
@@ -367,7 +380,7 @@ class ChunkCache:
                 raise ResourceError(f"the chunk cache {self.path} failed: {again}") from again
 
     def _put_rows(self, rows: list[tuple]) -> None:
-        self._write("INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?, ?)", rows)
+        self._write(("INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?, ?)", rows))
 
     # -- documents -----------------------------------------------------------------------------
     def get_documents(
@@ -388,25 +401,39 @@ class ChunkCache:
     def _get_documents(self, fingerprint: str, chunking: str, hashes: list[str]) -> dict[str, DocumentChunks]:
         if not self._has_table("documents"):
             return {}
+        spans = (
+            "s.chunk_starts, s.chunk_ends, s.checksum FROM documents d LEFT JOIN document_spans s "
+            "USING (fingerprint, chunking, content_hash)"
+            if self._has_table("document_spans")
+            else "NULL, NULL, NULL FROM documents d"
+        )
         found: dict[str, DocumentChunks] = {}
         damaged: list[str] = []
         for start in range(0, len(hashes), 500):
             part = hashes[start : start + 500]
             rows = self._conn.execute(
-                "SELECT content_hash, chunk_keys, chunk_tokens, checksum FROM documents WHERE fingerprint = ? "
-                f"AND chunking = ? AND content_hash IN ({','.join('?' * len(part))})",
+                f"SELECT d.content_hash, d.chunk_keys, d.chunk_tokens, d.checksum, {spans} WHERE "
+                f"d.fingerprint = ? AND d.chunking = ? AND d.content_hash IN ({','.join('?' * len(part))})",
                 (fingerprint, chunking, *part),
             ).fetchall()
-            for content_hash, keys, tokens, checksum in rows:
+            for content_hash, keys, tokens, checksum, starts, ends, spans_checksum in rows:
                 try:
                     if _document_checksum(keys, tokens) != checksum or len(keys) % 64:
                         raise ValueError(checksum)
-                    found[content_hash] = DocumentChunks(
-                        tuple(keys[i : i + 64] for i in range(0, len(keys), 64)),
-                        tuple(int(t) for t in tokens.split(",")),
+                    chunks = DocumentChunks(
+                        tuple(keys[i : i + 64] for i in range(0, len(keys), 64)), _numbers(tokens)
                     )
                 except (ValueError, TypeError):
                     damaged.append(content_hash)
+                    continue
+                found[content_hash] = chunks
+                # Damaged spans lose only the spans; recording the document again replaces them.
+                with contextlib.suppress(ValueError, TypeError):
+                    if (
+                        starts is not None
+                        and _document_checksum(keys, tokens, starts, ends) == spans_checksum
+                    ):
+                        found[content_hash] = replace(chunks, starts=_numbers(starts), ends=_numbers(ends))
         if damaged and not self.read_only:
             self._conn.executemany(
                 "DELETE FROM documents WHERE fingerprint = ? AND chunking = ? AND content_hash = ?",
@@ -418,23 +445,32 @@ class ChunkCache:
         """Record documents' chunks by content hash (see :meth:`get_documents`); read-only: nothing."""
         if self.read_only or not documents:
             return
-        rows = []
+        names, rows, spans = [], [], []
         for content_hash, chunks in documents.items():
-            keys, tokens = chunks._columns()
-            rows.append((fingerprint, chunking, content_hash, keys, tokens, _document_checksum(keys, tokens)))
-        sql = "INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?, ?)"
+            names.append((fingerprint, chunking, content_hash))
+            keys, tokens, *span_columns = chunks._columns()
+            rows.append((*names[-1], keys, tokens, _document_checksum(keys, tokens)))
+            if span_columns:
+                spans.append((*names[-1], *span_columns, _document_checksum(keys, tokens, *span_columns)))
+        statements = [
+            ("INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?, ?)", rows),
+            ("DELETE FROM document_spans WHERE fingerprint = ? AND chunking = ? AND content_hash = ?", names),
+            ("INSERT INTO document_spans VALUES (?, ?, ?, ?, ?, ?)", spans),
+        ]
         try:
-            self._patiently("store", lambda: self._write(sql, rows))
+            self._patiently("store", lambda: self._write(*statements))
         except sqlite3.DatabaseError as err:
             if _error_kind(err) == "readonly":
                 self._become_read_only(err)
                 return
             raise ResourceError(f"the chunk cache {self.path} failed: {err}") from err
 
-    def _write(self, sql: str, rows: list[tuple]) -> None:
+    def _write(self, *statements: tuple[str, list[tuple]]) -> None:
+        """Run ``(sql, rows)`` statements in one transaction."""
         self._conn.execute("BEGIN IMMEDIATE")
         try:
-            self._conn.executemany(sql, rows)
+            for sql, rows in statements:
+                self._conn.executemany(sql, rows)
             self._conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
@@ -442,8 +478,7 @@ class ChunkCache:
             raise
 
     def _has_table(self, name: str = "chunks") -> bool:
-        # A read-only cache may be a file that was never written (no tables yet), or written by
-        # a vbert without the documents table.
+        # A read-only cache may be a file never written (no tables), or by a vbert without some tables.
         return not self.read_only or bool(
             self._conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone()
         )

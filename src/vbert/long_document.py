@@ -11,6 +11,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from vbert.cache import ChunkCache, DocumentChunks, text_key
+from vbert.chunk_layouts import embed_chunk_texts, embed_documents
 from vbert.embedders.base import Embedder
 from vbert.errors import ConfigError, DataError
 from vbert.mergers import Merger, merge_sequences
@@ -83,7 +84,9 @@ class LongDocumentEncoder:
 
     def embed_chunks(self, chunks: Sequence[str]) -> np.ndarray:
         """Embeddings (n, d) of ``chunks``, reading and filling the cache."""
-        vectors = self._embed_texts(chunks, {})
+        vectors, _ = embed_chunk_texts(
+            self.embedder, self.cache, {text_key(c): c for c in chunks}, self.batch_size
+        )
         return np.stack([vectors[text_key(c)] for c in chunks]).astype(np.float32)
 
     @property
@@ -104,57 +107,27 @@ class LongDocumentEncoder:
             offset += len(batch)
 
     def _embed_batch(self, batch: list[str], offset: int) -> list[tuple[DocumentChunks, np.ndarray]]:
-        hashes = []
         for i, doc in enumerate(batch):
             if not isinstance(doc, str) or not doc or doc.isspace():
-                try:
-                    self.chunk(doc)
-                except (ValueError, TypeError) as err:
-                    raise type(err)(f"document {offset + i}: {err}") from err
-            hashes.append(text_key(doc))
-        fingerprint = self.embedder.fingerprint
-        known, vectors = {}, {}
-        if self.cache is not None:
-            known = self.cache.get_documents(fingerprint, self.chunking, hashes)
-            vectors = self.cache.get_vectors(
-                fingerprint, [k for chunks in known.values() for k in chunks.keys]
-            )
-        fresh: dict[str, tuple[DocumentChunks, list[str]]] = {}
-        for i, (doc, content_hash) in enumerate(zip(batch, hashes, strict=True)):
-            chunks = known.get(content_hash)
-            if (chunks is None or any(k not in vectors for k in chunks.keys)) and content_hash not in fresh:
-                try:
-                    texts = self.chunk(doc)
-                except (ValueError, TypeError) as err:
-                    raise type(err)(f"document {offset + i}: {err}") from err
-                tokens = tuple(max(self.embedder.count_tokens(t), 1) for t in texts)
-                fresh[content_hash] = (DocumentChunks(tuple(map(text_key, texts)), tokens), texts)
-        if fresh:
-            texts = [text for _, chunk_texts in fresh.values() for text in chunk_texts]
-            vectors.update(self._embed_texts(texts, vectors))
-            if self.cache is not None:
-                self.cache.put_documents(fingerprint, self.chunking, {h: c for h, (c, _) in fresh.items()})
-            known.update({h: chunks for h, (chunks, _) in fresh.items()})
-        out = []
-        for content_hash in hashes:
-            chunks = known[content_hash]
-            out.append((chunks, np.stack([vectors[k] for k in chunks.keys]).astype(np.float32)))
-        return out
+                self._layout(offset + i, doc)  # raises the error that names the document
+        done = embed_documents(
+            batch,
+            self.embedder,
+            self.chunking,
+            lambda i, doc: self._layout(offset + i, doc),
+            self.cache,
+            self.batch_size,
+        )
+        return list(zip(done.layouts, done.sequences(), strict=True))
 
-    def _embed_texts(self, chunks: Sequence[str], known: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Vectors by key of ``chunks`` not in ``known``: from the cache, or embedded and stored."""
-        fingerprint = self.embedder.fingerprint
-        wanted = {text_key(c): c for c in chunks}
-        wanted = {key: text for key, text in wanted.items() if key not in known}
-        found = self.cache.get_vectors(fingerprint, wanted) if self.cache is not None and wanted else {}
-        missing = sorted((key, text) for key, text in wanted.items() if key not in found)
-        if missing:
-            texts = [text for _, text in missing]
-            new = self.embedder.encode(texts, batch_size=self.batch_size)
-            if self.cache is not None:
-                self.cache.put_many(fingerprint, texts, new)
-            found.update({key: vector for (key, _), vector in zip(missing, new, strict=True)})
-        return found
+    def _layout(self, position: int, text: str) -> tuple[DocumentChunks, list[str]]:
+        """Cut one document: its layout (no spans: ``split`` may re-space the text) and chunk texts."""
+        try:
+            texts = self.chunk(text)
+        except (ValueError, TypeError) as err:
+            raise type(err)(f"document {position}: {err}") from err
+        tokens = tuple(max(self.embedder.count_tokens(t), 1) for t in texts)
+        return DocumentChunks(tuple(map(text_key, texts)), tokens), texts
 
     def iter_encode(self, documents: Iterable[str], documents_per_batch: int = 64) -> Iterator[np.ndarray]:
         """Yield one unit vector per document, in order, in bounded memory."""

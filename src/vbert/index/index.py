@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from vbert.cache import ChunkCache, text_key
+from vbert.cache import ChunkCache, DocumentChunks, text_key
+from vbert.chunk_layouts import embed_documents
 from vbert.embedders.base import Embedder
 from vbert.errors import ConfigError, DataError
 from vbert.files import atomic_write_json, read_json
@@ -397,7 +398,7 @@ class Index:
             return
         now = journal.utc_now()
         rows = []
-        fresh: list[tuple[DocumentRow, list[Chunk]]] = []
+        fresh: list[tuple[DocumentRow, Document]] = []
         copies = [by_hash[digest].id for _, digest, _ in pending if digest in by_hash]
         copied_vectors = self.store.document_vectors(copies)
         for doc, digest, old in pending:
@@ -420,16 +421,7 @@ class Index:
                 row.vector = copied_vectors[twin.id]
                 report.chunks_reused += len(row.chunk_keys)
             else:
-                chunks = self.chunking(doc.text)
-                if not chunks:
-                    raise DataError(
-                        f"document {doc.id!r} is empty or whitespace-only: there is nothing to index"
-                    )
-                row.chunk_keys = [c.key for c in chunks]
-                row.chunk_tokens = [c.tokens for c in chunks]
-                row.chunk_starts = [c.start for c in chunks]
-                row.chunk_ends = [c.end for c in chunks]
-                fresh.append((row, chunks))
+                fresh.append((row, doc))
             rows.append(row)
             if old is None:
                 report.added += 1
@@ -444,28 +436,50 @@ class Index:
         for row in rows:
             by_hash[row.content_hash] = row
 
-    def _embed_and_merge(self, fresh: list[tuple[DocumentRow, list[Chunk]]], report: IndexReport) -> None:
-        texts = {c.key: c.text for _, chunks in fresh for c in chunks}
-        fingerprint = self.embedder.fingerprint
-        vectors = self.cache.get_many(fingerprint, list(texts.values()))
-        missing = [key for key in texts if key not in vectors]
-        if missing:  # the chunk table may still hold what a deleted cache lost
-            vectors.update(
-                {key: vector for key, (_, vector) in self.store.chunk_rows(missing, False).items()}
+    @property
+    def layout_rule(self) -> str:
+        """The chunking rule's name in the chunk cache's document table (:mod:`vbert.chunk_layouts`)."""
+        return f"index-{self.spec.fingerprint}"
+
+    def _layout(self, document: Document) -> tuple[DocumentChunks, list[str]]:
+        chunks = self.chunking(document.text)
+        if not chunks:
+            raise DataError(
+                f"document {document.id!r} is empty or whitespace-only: there is nothing to index"
             )
-            missing = [key for key in missing if key not in vectors]
-        if missing:
-            new = self.embedder.encode([texts[key] for key in missing], batch_size=self.batch_size)
-            self.cache.put_many(fingerprint, [texts[key] for key in missing], new)
-            vectors.update(zip(missing, new, strict=True))
-        report.chunks_embedded += len(missing)
-        report.chunks_reused += sum(len(chunks) for _, chunks in fresh) - len(missing)
-        keys = list(texts)
-        self.store.add_chunks(keys, [texts[k] for k in keys], np.stack([vectors[k] for k in keys]))
-        sequences = [np.stack([vectors[k] for k in row.chunk_keys]) for row, _ in fresh]
+        layout = DocumentChunks(
+            tuple(c.key for c in chunks),
+            tuple(c.tokens for c in chunks),
+            tuple(c.start for c in chunks),
+            tuple(c.end for c in chunks),
+        )
+        return layout, [c.text for c in chunks]
+
+    def _embed_and_merge(self, fresh: list[tuple[DocumentRow, Document]], report: IndexReport) -> None:
+        """Lay out (by recorded layout, else chunking), embed what is new, and merge ``fresh``."""
+        done = embed_documents(
+            [doc.text for _, doc in fresh],
+            self.embedder,
+            self.layout_rule,
+            lambda i, _: self._layout(fresh[i][1]),
+            self.cache,
+            self.batch_size,
+            # The chunk table may still hold what a deleted cache lost.
+            stored=lambda keys: {
+                key: vector for key, (_, vector) in self.store.chunk_rows(keys, False).items()
+            },
+            need_texts=True,
+        )
+        for (row, _), layout in zip(fresh, done.layouts, strict=True):
+            row.chunk_keys, row.chunk_tokens = list(layout.keys), list(layout.tokens)
+            row.chunk_starts, row.chunk_ends = list(layout.starts or ()), list(layout.ends or ())
+        report.chunks_embedded += done.embedded
+        report.chunks_reused += sum(len(layout.keys) for layout in done.layouts) - done.embedded
+        keys = sorted(done.texts)
+        self.store.add_chunks(keys, [done.texts[k] for k in keys], np.stack([done.vectors[k] for k in keys]))
         weights = [np.asarray(row.chunk_tokens, dtype=np.float32) for row, _ in fresh]
         merged = merge_sequences(
-            self.merger, sequences, weights if getattr(self.merger, "weighted", False) else None
+            self.merger, done.sequences(), weights if getattr(self.merger, "weighted", False) else None
         )
         for (row, _), vector in zip(fresh, merged, strict=True):
             row.vector = vector
