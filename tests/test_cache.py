@@ -1,3 +1,4 @@
+import hashlib
 import multiprocessing
 import os
 import shutil
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vbert.cache import ChunkCache, text_key
+from vbert.cache import ChunkCache, DocumentChunks, text_key
 from vbert.errors import ResourceError
 from vbert.long_document import LongDocumentEncoder
 from vbert.mergers import MeanPoolMerger
@@ -215,8 +216,6 @@ def test_fuzzed_cache_files_never_give_a_wrong_vector(tmp_path):
 
 
 def test_document_table_round_trip_and_older_files_gain_it(tmp_path):
-    from vbert.cache import DocumentChunks
-
     path = tmp_path / "old.sqlite"
     conn = sqlite3.connect(path)  # a cache written before the documents table existed
     conn.execute(
@@ -239,3 +238,63 @@ def test_document_table_round_trip_and_older_files_gain_it(tmp_path):
     np.testing.assert_array_equal(np.stack([found[k] for k in record.keys]), vectors)
     with pytest.raises(ValueError, match="one token count"):
         DocumentChunks((text_key("a"),), (1, 2))
+
+
+def _old_file_with_documents(path: Path) -> None:
+    """A cache written by a vbert with the documents table but before the spans table existed."""
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE chunks (fingerprint TEXT NOT NULL, key TEXT NOT NULL, dim INTEGER NOT NULL, "
+        "vector BLOB NOT NULL, checksum TEXT NOT NULL, PRIMARY KEY (fingerprint, key))"
+    )
+    conn.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    conn.execute(
+        "CREATE TABLE documents (fingerprint TEXT NOT NULL, chunking TEXT NOT NULL, content_hash TEXT NOT NULL, "
+        "chunk_keys TEXT NOT NULL, chunk_tokens TEXT NOT NULL, checksum TEXT NOT NULL, "
+        "PRIMARY KEY (fingerprint, chunking, content_hash))"
+    )
+    keys, tokens = text_key("a") + text_key("b"), "7,3"
+    checksum = hashlib.sha256(f"{keys}|{tokens}".encode()).hexdigest()[:16]
+    conn.execute("INSERT INTO documents VALUES ('fp', 'rule', 'hash-1', ?, ?, ?)", (keys, tokens, checksum))
+    conn.commit()
+    conn.close()
+
+
+def test_document_spans_round_trip_and_are_dropped_when_damaged(tmp_path):
+    path = tmp_path / "old.sqlite"
+    _old_file_with_documents(path)
+    old_columns = sqlite3.connect(path).execute("PRAGMA table_info(documents)").fetchall()
+    cache = ChunkCache(path)
+    plain = DocumentChunks((text_key("a"), text_key("b")), (7, 3))
+    assert cache.get_documents("fp", "rule", ["hash-1"]) == {"hash-1": plain}  # an old row: no spans
+    spanned = DocumentChunks(plain.keys, plain.tokens, (0, 2), (1, 3))
+    cache.put_documents("fp", "rule", {"hash-1": spanned, "hash-2": plain})
+    assert cache.get_documents("fp", "rule", ["hash-1", "hash-2"]) == {"hash-1": spanned, "hash-2": plain}
+    # The documents table keeps its columns (a vbert that predates the spans table still opens the file).
+    assert sqlite3.connect(path).execute("PRAGMA table_info(documents)").fetchall() == old_columns
+    # Damaged spans lose only the spans; the layout stays, and recording it again replaces them.
+    cache._conn.execute("UPDATE document_spans SET chunk_ends = '1,4' WHERE content_hash = 'hash-1'")
+    assert cache.get_documents("fp", "rule", ["hash-1"]) == {"hash-1": plain}
+    cache.put_documents("fp", "rule", {"hash-1": spanned})
+    assert cache.get_documents("fp", "rule", ["hash-1"]) == {"hash-1": spanned}
+    # Recording a layout without spans removes the old spans.
+    cache.put_documents("fp", "rule", {"hash-1": plain})
+    assert cache.get_documents("fp", "rule", ["hash-1"]) == {"hash-1": plain}
+    with pytest.raises(ValueError, match="spans"):
+        DocumentChunks(plain.keys, plain.tokens, (0,), (1,))
+    with pytest.raises(ValueError, match="spans"):
+        DocumentChunks(plain.keys, plain.tokens, (0, 2), None)
+
+
+def test_a_read_only_cache_without_the_spans_table_reads_layouts(tmp_path, monkeypatch):
+    path = tmp_path / "old.sqlite"
+    _old_file_with_documents(path)
+    monkeypatch.setattr(ChunkCache, "_writable", lambda self: False)
+    with pytest.warns(RuntimeWarning, match="read-only"):
+        cache = ChunkCache(path)
+    assert cache.read_only
+    expected = DocumentChunks((text_key("a"), text_key("b")), (7, 3))
+    assert cache.get_documents("fp", "rule", ["hash-1"]) == {"hash-1": expected}
+    cache.put_documents("fp", "rule", {"hash-2": expected})  # read-only: stores nothing
+    assert cache.get_documents("fp", "rule", ["hash-2"]) == {}

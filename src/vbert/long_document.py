@@ -28,7 +28,8 @@ class LongDocumentEncoder:
     the persistent chunk cache, so a chunk seen before is never embedded again), and the
     merger turns each document's chunk sequence into one unit vector. The cache also records,
     per document content hash, the keys and token counts of its chunks, so a document seen
-    before is not cut again: its vectors come from one lookup, and it costs one merge.
+    before is not cut again: its vectors come from one lookup, and it costs one merge (the
+    mechanism of :mod:`vbert.chunk_layouts`, which :class:`vbert.Index` shares).
 
     Args:
         embedder: any object with the :class:`vbert.embedders.base.Embedder` protocol.

@@ -5,6 +5,7 @@ from tests.fixtures.index_corpus import counting_embedder, make_document
 from vbert.errors import ConfigError, DataError
 from vbert.index import Document, Index, read_path
 from vbert.mergers import MeanPoolMerger
+from vbert.testing import CountingEmbedder
 
 
 def sync(index, root):
@@ -121,3 +122,31 @@ def test_lost_chunk_cache_is_refilled_from_the_chunk_table(tmp_path, corpus, emb
     index = Index(tmp_path / "idx", embedder, merger)
     report = sync(index, corpus)
     assert report.updated == 1 and 1 <= report.chunks_embedded <= 2
+
+
+def test_content_indexed_before_is_laid_out_from_the_cache_without_the_tokenizer(tmp_path, merger):
+    embedder = CountingEmbedder(counting_embedder())
+    index = Index(tmp_path / "idx", embedder, merger)
+    text = make_document(7)
+    index.add([Document("a.md", text)])
+    expected = index.store.document_rows(with_vectors=True)[0]
+    # Edited, then reverted; then removed, and added back under another id and title: the earlier
+    # content's layout comes from the chunk cache (ChunkCache.get_documents, the mechanism
+    # LongDocumentEncoder uses), so it is neither chunked nor embedded again.
+    index.update([Document("a.md", text + "\n\nOne more closing paragraph.")])
+    tokenised, embedded = embedder.tokenised, sum(embedder.counts.values())
+    reverted = index.update([Document("a.md", text)])
+    index.remove(["a.md"])
+    assert len(index) == 0 and not index.store.chunk_keys()  # its chunk rows were pruned
+    readded = index.add([Document("b.md", text, title="B")])
+    assert (embedder.tokenised, sum(embedder.counts.values())) == (tokenised, embedded)
+    chunks = len(expected.chunk_keys)
+    assert (reverted.updated, reverted.chunks_embedded, reverted.chunks_reused) == (1, 0, chunks)
+    assert (readded.added, readded.chunks_embedded, readded.chunks_reused) == (1, 0, chunks)
+    row = index.store.document_rows(with_vectors=True)[0]
+    assert (row.chunk_keys, row.chunk_tokens) == (expected.chunk_keys, expected.chunk_tokens)
+    assert (row.chunk_starts, row.chunk_ends) == (expected.chunk_starts, expected.chunk_ends)
+    np.testing.assert_allclose(row.vector, expected.vector, atol=1e-6)
+    # The chunk table's texts (the snippets) are restored from the recorded spans.
+    stored = index.store.chunk_rows(row.chunk_keys)
+    assert [stored[k][0] for k in row.chunk_keys] == [c.text for c in index.chunking(text)]

@@ -4,7 +4,8 @@ Adding or re-indexing a document chunks it with content-defined boundaries, embe
 chunks the chunk cache has not seen, merges the chunk vectors into one document vector, and
 commits the document's row (content hash, chunk keys, token counts, spans, timestamps, vector).
 An unchanged document costs one hash; a renamed one reuses its row's chunks and vector; an
-edited one re-embeds only its new chunks. See :mod:`vbert.index.journal` for the crash-safe
+edited one re-embeds only its new chunks; text indexed before is not chunked again (its layout
+comes from the chunk cache through :mod:`vbert.chunk_layouts`, as for LongDocumentEncoder). See :mod:`vbert.index.journal` for the crash-safe
 write protocol and :mod:`vbert.index.store` for the vector store.
 """
 

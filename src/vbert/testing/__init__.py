@@ -86,11 +86,13 @@ class WordHashEmbedder:
 
 
 class CountingEmbedder:
-    """Wraps an embedder and counts how often each text is embedded (``counts``)."""
+    """Wraps an embedder and counts how often each text is embedded (``counts``) and how often its
+    tokenizer runs (``tokenised``: calls of ``count_tokens`` and ``split``)."""
 
     def __init__(self, inner) -> None:
         self.inner = inner
         self.counts: Counter[str] = Counter()
+        self.tokenised = 0
         for attr in ("name", "dim", "max_tokens", "content_window", "fingerprint", "prefix"):
             if hasattr(inner, attr):
                 setattr(self, attr, getattr(inner, attr))
@@ -103,9 +105,11 @@ class CountingEmbedder:
         return self.encode(texts, batch_size)
 
     def count_tokens(self, text: str) -> int:
+        self.tokenised += 1
         return self.inner.count_tokens(text)
 
     def split(self, text: str, max_tokens: int) -> list[str]:
+        self.tokenised += 1
         return self.inner.split(text, max_tokens)
 
 
