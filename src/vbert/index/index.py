@@ -5,8 +5,9 @@ chunks the chunk cache has not seen, merges the chunk vectors into one document 
 commits the document's row (content hash, chunk keys, token counts, spans, timestamps, vector).
 An unchanged document costs one hash; a renamed one reuses its row's chunks and vector; an
 edited one re-embeds only its new chunks; text indexed before is not chunked again (its layout
-comes from the chunk cache through :mod:`vbert.chunk_layouts`, as for LongDocumentEncoder). See :mod:`vbert.index.journal` for the crash-safe
-write protocol and :mod:`vbert.index.store` for the vector store.
+comes from the chunk cache through :mod:`vbert.chunk_layouts`, as for LongDocumentEncoder).
+See :mod:`vbert.index.journal` for the crash-safe write protocol and :mod:`vbert.index.store`
+for the vector store.
 """
 
 from __future__ import annotations
