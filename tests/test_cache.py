@@ -250,8 +250,8 @@ def _old_file_with_documents(path: Path) -> None:
     conn.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
     conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
     conn.execute(
-        "CREATE TABLE documents (fingerprint TEXT NOT NULL, chunking TEXT NOT NULL, content_hash TEXT NOT NULL, "
-        "chunk_keys TEXT NOT NULL, chunk_tokens TEXT NOT NULL, checksum TEXT NOT NULL, "
+        "CREATE TABLE documents (fingerprint TEXT NOT NULL, chunking TEXT NOT NULL, "
+        "content_hash TEXT NOT NULL, chunk_keys TEXT NOT NULL, chunk_tokens TEXT NOT NULL, checksum TEXT NOT NULL, "
         "PRIMARY KEY (fingerprint, chunking, content_hash))"
     )
     keys, tokens = text_key("a") + text_key("b"), "7,3"
