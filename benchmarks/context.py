@@ -53,6 +53,8 @@ class Settings:
     memory_documents: tuple[int, int] = (10_000, 100_000)
     memory_models: str = "tiny"
     memory_whole_runs: int = 2
+    # documents of the in-turns throughput comparison of the streaming and the whole-corpus path
+    memory_throughput_documents: int = 20_000
     # 6. scaling: chunk counts 2**0 .. 2**scaling_max_power
     scaling_max_power: int = 10
     # 7. ONNX vs PyTorch
@@ -93,6 +95,7 @@ class Settings:
             "memory_models": "double",
             "prefix_padded": False,
             "memory_whole_runs": 1,
+            "memory_throughput_documents": 5_000,
             "scaling_max_power": 8,
             "onnx_batches": (1, 64),
             "onnx_chunks": (16,),

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from vbert.cache import ChunkCache, DocumentChunks, text_key
-from vbert.chunk_layouts import embed_documents, span_texts
+from vbert.chunk_layouts import embed_chunk_texts, embed_documents, span_texts
 from vbert.errors import DataError
 from vbert.testing import CountingEmbedder, WordHashEmbedder
 
@@ -128,3 +128,25 @@ def test_vectors_come_from_a_second_source_before_being_embedded(embedder):
     assert set(asked) == set(done.texts) and done.cut == 2
     with pytest.raises(DataError, match="document 0 is empty"):
         embed_documents(["\n\n"], embedder, "paragraphs", paragraphs(embedder))
+
+
+class PrefixedQueries(WordHashEmbedder):
+    """Embeds a query as the text with a "question" word in front, so query and passage vectors differ."""
+
+    def encode_queries(self, texts, batch_size=32):
+        return self.encode([f"question {t}" for t in texts], batch_size)
+
+
+def test_queries_are_cached_apart_from_passages_of_the_same_text(tmp_path):
+    embedder = PrefixedQueries()
+    texts = {text_key(t): t for t in ("delta epsilon.", "mu nu xi.")}
+    with ChunkCache(tmp_path / "c.sqlite") as cache:
+        passages, _ = embed_chunk_texts(embedder, cache, texts)
+        queries, embedded = embed_chunk_texts(embedder, cache, texts, queries=True)
+        assert embedded == 2  # a cached passage is not a cached query
+        again, embedded = embed_chunk_texts(embedder, cache, texts, queries=True)
+    assert embedded == 0 and embedder.texts == 4
+    for key, text in texts.items():
+        np.testing.assert_allclose(queries[key], embedder.encode_queries([text])[0])
+        np.testing.assert_allclose(again[key], queries[key])
+        assert not np.allclose(queries[key], passages[key])

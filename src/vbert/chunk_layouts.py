@@ -24,6 +24,8 @@ from vbert.embedders.base import Embedder
 #: ``cut(position, text) -> (layout, chunk texts)``: the chunking rule applied to one document
 #: (``position`` is its place in the batch, for error messages).
 Cut = Callable[[int, str], tuple[DocumentChunks, list[str]]]
+#: Appended to the embedder fingerprint for the cached vectors of search queries.
+QUERY_NAMESPACE = ":query"
 #: Vectors by chunk key from somewhere other than the cache (the index's chunk table).
 VectorSource = Callable[[list[str]], Mapping[str, np.ndarray]]
 
@@ -59,19 +61,23 @@ def embed_chunk_texts(
     texts: Mapping[str, str],
     batch_size: int = 32,
     stored: VectorSource | None = None,
+    queries: bool = False,
 ) -> tuple[dict[str, np.ndarray], int]:
     """Vectors of ``texts`` (chunk key → text) and how many were embedded now.
 
-    Each comes from the cache, else from ``stored``, else is embedded (and cached).
+    Each comes from the cache, else from ``stored``, else is embedded (and cached). ``queries=True``
+    embeds search queries (``encode_queries``) and caches them apart, under the fingerprint plus
+    :data:`QUERY_NAMESPACE`: E5-style models embed a query and a passage of one text differently.
     """
-    fingerprint = embedder.fingerprint
+    fingerprint = embedder.fingerprint + (QUERY_NAMESPACE if queries else "")
     found = dict(cache.get_vectors(fingerprint, texts)) if cache is not None and texts else {}
     if stored is not None and len(found) < len(texts):
         found.update(stored([key for key in texts if key not in found]))
     missing = sorted(key for key in texts if key not in found)
     if missing:
         chunk_texts = [texts[key] for key in missing]
-        new = embedder.encode(chunk_texts, batch_size=batch_size)
+        encode = getattr(embedder, "encode_queries", embedder.encode) if queries else embedder.encode
+        new = np.asarray(encode(chunk_texts, batch_size=batch_size), dtype=np.float32)
         if cache is not None:
             cache.put_many(fingerprint, chunk_texts, new)
         found.update(zip(missing, new, strict=True))

@@ -4,30 +4,91 @@
 2. Encode long multilingual test documents with the shipped merger and the baselines; time
    the cold path (embedding every chunk) against the cached path (merge only).
 3. Run the Finesse benchmark on a held-out probe set (test split).
-4. Run the retrieval evaluation (small size) on the test split.
-5. Write the leaderboard site and Anatomy pictures; print where everything is.
+4. Run the retrieval evaluation on the test split.
+5. Write the leaderboard site and Anatomy pictures; print where everything is, and the seconds
+   each section took.
+
+Every section embeds through ONE chunk cache (:class:`vbert.cache.ChunkCache`, the default file
+unless ``cache=`` says otherwise): the long documents of section 2 are documents of the
+retrieval corpus, so section 4 finds their chunks already embedded; Finesse stores its probe
+chunks there too; retrieval queries are cached beside them. No text is embedded twice, and a
+second run embeds nothing.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from vbert.cache import ChunkCache
 from vbert.data.article import Article
+from vbert.embedders.base import Embedder
 
 DEMO_FAMILIES = ("debian-handbook", "debian-reference", "installation-guide", "debian-faq")
-SHOWCASE_LANGS = ("en", "de", "fr", "ja", "ko", "zh-CN", "es", "ru")
+SHOWCASE_MAX_CHARS = 40_000
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """How much each section does. :data:`PLANS` holds the two the CLI offers.
+
+    The full plan keeps `make demo` under 8 minutes on 2 CPU cores: about 160,000 tokens are
+    embedded on a first run (retrieval about 115,000, Finesse about 45,000, the long documents
+    nothing of their own), and every table stays below 100% for most methods.
+    """
+
+    showcase_documents: int = 8
+    finesse_samples: int = 5
+    finesse_max_length: int = 16
+    finesse_chunk_tokens: int = 256
+    retrieval_size: str = "demo"
+    retrieval_tasks: tuple[str, ...] = ("deep-paragraph", "cross-lingual", "passkey", "needle")
+
+
+PLANS = {
+    "full": DemoPlan(),
+    "quick": DemoPlan(
+        showcase_documents=4,
+        finesse_samples=3,
+        finesse_max_length=8,
+        retrieval_tasks=("deep-paragraph", "cross-lingual", "passkey"),
+    ),
+}
 
 
 def _say(message: str) -> None:
     print(message, flush=True)
 
 
-def _step(title: str) -> Callable[[], None]:
-    _say(f"\n== {title}")
-    started = time.perf_counter()
-    return lambda: _say(f"   done in {time.perf_counter() - started:.1f} s")
+class Sections:
+    """Times each section and counts the vectors it added to the shared cache (what it embedded)."""
+
+    def __init__(self, cache: ChunkCache) -> None:
+        self.cache = cache
+        self.rows: list[tuple[str, float, int]] = []
+
+    def start(self, title: str, short: str) -> Callable[[], None]:
+        _say(f"\n== {title}")
+        started, before = time.perf_counter(), len(self.cache)
+
+        def done() -> None:
+            seconds, embedded = time.perf_counter() - started, len(self.cache) - before
+            self.rows.append((short, seconds, embedded))
+            _say(f"   done in {seconds:.1f} s")
+
+        return done
+
+    def summary(self) -> str:
+        total = sum(seconds for _, seconds, _ in self.rows)
+        lines = [f"   {'section':<22} {'seconds':>8} {'texts embedded':>15}"]
+        lines += [f"   {name:<22} {seconds:>8.1f} {embedded:>15,}" for name, seconds, embedded in self.rows]
+        lines.append(f"   {'total':<22} {total:>8.1f} {sum(e for _, _, e in self.rows):>15,}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> list[dict]:
+        return [{"section": n, "seconds": round(s, 1), "texts_embedded": e} for n, s, e in self.rows]
 
 
 def load_mergers(merger: str) -> dict:
@@ -50,32 +111,51 @@ def load_mergers(merger: str) -> dict:
     return {label: main, **{name: MERGERS.get(name).factory() for name in baseline_names()}}
 
 
-def showcase(embedder: object, mergers: dict, articles: list[Article], out: Path) -> None:
+def pick_showcase(articles: Sequence[Article], texts: Sequence[str], count: int) -> list[Article]:
+    """Up to ``count`` of the ``articles`` whose text is among ``texts`` (what retrieval embeds):
+    one per language first, then the longest; none over :data:`SHOWCASE_MAX_CHARS` characters."""
+    wanted = set(texts)
+    pool = sorted(
+        (a for a in articles if a.text in wanted and len(a.text) < SHOWCASE_MAX_CHARS),
+        key=lambda a: (-len(a.text), a.id),
+    )
+    picked: dict[str, Article] = {}
+    for article in pool:
+        if article.lang not in {a.lang for a in picked.values()}:
+            picked[article.id] = article
+    for article in pool:
+        if len(picked) >= count:
+            break
+        picked.setdefault(article.id, article)
+    return list(picked.values())[:count]
+
+
+def showcase(embedder: Embedder, mergers: dict, documents: list[Article], cache: ChunkCache) -> None:
     """Encode a few long documents, cold and cached, with every merger; print timings."""
     from vbert import LongDocumentEncoder
-    from vbert.cache import ChunkCache
+    from vbert.cache import text_key
 
-    picked: dict[str, Article] = {}
-    for article in sorted(articles, key=lambda a: -len(a.text)):
-        if article.lang in SHOWCASE_LANGS and article.lang not in picked and len(article.text) < 40_000:
-            picked[article.lang] = article
-    documents = list(picked.values())
-    cache = ChunkCache(out / "showcase-cache.sqlite")
     first = LongDocumentEncoder(embedder, next(iter(mergers.values())), cache=cache)
-    started = time.perf_counter()
     chunked = [first.chunk(a.text) for a in documents]
-    first.embed_chunks([c for chunks in chunked for c in chunks])
+    chunks = [c for pieces in chunked for c in pieces]
+    cached = len(cache.get_vectors(embedder.fingerprint, {text_key(c) for c in chunks}))
+    started = time.perf_counter()
+    first.embed_chunks(chunks)
     cold = time.perf_counter() - started
-    total_chunks = sum(len(c) for c in chunked)
-    _say(f"   {len(documents)} test documents, {total_chunks} chunks of ≤{first.chunk_tokens} tokens")
-    _say(f"   cold: embedding every chunk took {cold:.1f} s ({total_chunks / cold:.1f} chunks/s)")
+    _say(f"   {len(documents)} test documents, {len(chunks)} chunks of ≤{first.chunk_tokens} tokens")
+    fresh = len(set(chunks)) - cached
+    if cached:
+        _say(f"   ({cached} of these chunks were in the cache already, from an earlier run)")
+    if fresh:
+        _say(f"   cold: embedding {fresh} chunks took {cold:.1f} s ({fresh / cold:.1f} chunks/s)")
     vectors = {}
     for name, merger in mergers.items():
         encoder = LongDocumentEncoder(embedder, merger, cache=cache)
         started = time.perf_counter()
         vectors[name] = encoder.encode([a.text for a in documents])
         _say(
-            f"   cached: {name:<18} re-encoded all {len(documents)} documents (chunk, cache lookup, merge) in {1000 * (time.perf_counter() - started):8.1f} ms"
+            f"   cached: {name:<18} re-encoded all {len(documents)} documents (cache lookup, merge) in "
+            f"{1000 * (time.perf_counter() - started):8.1f} ms"
         )
     names = list(vectors)
     _say("\n   lang  chunks  " + "  ".join(f"cos({n[:12]},{names[1]})" for n in names if n != names[1]))
@@ -85,10 +165,9 @@ def showcase(embedder: object, mergers: dict, articles: list[Article], out: Path
             f"   {article.lang:<5} {len(chunked[i]):>6}  "
             + "  ".join(f"{s:>{len(names[1]) + 17}.3f}" for s in sims)
         )
-    cache.close()
 
 
-def finesse_config(out: Path, corpus_dir: Path, samples: int, max_length: int) -> dict:
+def finesse_config(out: Path, corpus_dir: Path, plan: DemoPlan) -> dict:
     return {
         "name": "demo",
         "metric": "rss",
@@ -98,40 +177,73 @@ def finesse_config(out: Path, corpus_dir: Path, samples: int, max_length: int) -
             "file": str(out / "probes.parquet"),
             "source": {"kind": "corpus", "name": str(corpus_dir), "split": "test"},
             "tokenizer": "default",
-            "sequence_length": {"min": 4, "max": max_length},
-            "samples_per_length": samples,
-            "token_per_sample": 256,
+            "sequence_length": {"min": 4, "max": plan.finesse_max_length},
+            "samples_per_length": plan.finesse_samples,
+            "token_per_sample": plan.finesse_chunk_tokens,
             "document_reuse": "across_samples",
         },
         "scoring": {"formula": "q1q3", "score_version": "balanced", "chunk_space": "base"},
-        "runtime": {"progress": False},
+        # No timed embedding: a timed sample embeds its chunks again, and the long-documents
+        # section already shows what embedding costs against merging.
+        "runtime": {"progress": False, "timed_samples": 0},
     }
 
 
-def run_demo(output: Path, merger: str = "default", quick: bool = False) -> None:
-    from vbert import load_embedder
-    from vbert.data.corpora import load_corpus
+def fetch_corpus() -> Path:
     from vbert.data.corpora.debian import default_corpus_dir, fetch_debian
-    from vbert.data.splits import filter_split
 
-    output.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-
-    done = _step("Default embedder (multilingual-e5-small, offline)")
-    embedder = load_embedder("default")
-    _say(
-        f"   {embedder.name}: {embedder.dim}-d, window {embedder.max_tokens} tokens, fingerprint {embedder.fingerprint}"
-    )
-    done()
-
-    done = _step("Corpus: Debian documentation in many languages (cached after the first fetch)")
     # Its own folder: a subset fetched here must not replace the manifest of `vbert corpus fetch debian`.
     report = fetch_debian(
         default_corpus_dir().with_name("debian-demo"),
         families=DEMO_FAMILIES,
         log=lambda line: _say(f"   {line}"),
     )
-    articles = list(load_corpus(report.corpus_dir))
+    return report.corpus_dir
+
+
+def run_demo(
+    output: Path,
+    merger: str = "default",
+    quick: bool = False,
+    *,
+    embedder: Embedder | None = None,
+    mergers: dict | None = None,
+    corpus_dir: Path | None = None,
+    cache: ChunkCache | str | Path | None = None,
+    plan: DemoPlan | None = None,
+) -> list[dict]:
+    """Run every section; returns the per-section seconds and texts embedded (also printed).
+
+    ``embedder``, ``mergers`` (competitor name → merger; the first is the one showcased),
+    ``corpus_dir`` (a corpus folder, instead of fetching the Debian subset) and ``plan`` replace
+    what the demo loads or chooses; ``cache`` is the chunk cache every section shares (default:
+    the default cache file, so a second run embeds nothing).
+    """
+    from vbert.data.corpora import load_corpus
+    from vbert.data.splits import filter_split
+    from vbert.files import atomic_write_json
+
+    plan = plan or PLANS["quick" if quick else "full"]
+    output.mkdir(parents=True, exist_ok=True)
+    shared = cache if isinstance(cache, ChunkCache) else ChunkCache(cache)
+    sections = Sections(shared)
+
+    done = sections.start("Default embedder (multilingual-e5-small, offline)", "embedder")
+    if embedder is None:
+        from vbert import load_embedder
+
+        embedder = load_embedder("default")
+    _say(
+        f"   {embedder.name}: {embedder.dim}-d, window {embedder.max_tokens} tokens, fingerprint {embedder.fingerprint}"
+    )
+    _say(f"   chunk cache shared by every section: {shared.path} ({len(shared):,} vectors)")
+    done()
+
+    done = sections.start(
+        "Corpus: Debian documentation in many languages (cached after the first fetch)", "corpus"
+    )
+    corpus_dir = corpus_dir or fetch_corpus()
+    articles = list(load_corpus(corpus_dir))
     test = list(filter_split(articles, "test"))
     langs = sorted({a.lang for a in test})
     _say(
@@ -139,44 +251,52 @@ def run_demo(output: Path, merger: str = "default", quick: bool = False) -> None
     )
     done()
 
-    mergers = load_mergers(merger)
+    mergers = mergers or load_mergers(merger)
+    main_name = next(iter(mergers))
 
-    done = _step("Long documents: cold (embed every chunk) vs cached (no embedding)")
-    showcase(embedder, mergers, test, output)
+    done = sections.start(
+        "Long documents: cold (embed every chunk) vs cached (no embedding)", "long documents"
+    )
+    from vbert.evaluation.suite import deep_paragraph_task
+
+    # Documents of the retrieval corpus, so the retrieval section finds their chunks embedded.
+    task = deep_paragraph_task(test, embedder, plan.retrieval_size)
+    showcase(embedder, mergers, pick_showcase(test, task.documents, plan.showcase_documents), shared)
     done()
 
-    done = _step("Finesse benchmark on held-out probes (balanced score, q1q3, base chunk space)")
+    done = sections.start(
+        "Finesse benchmark on held-out probes (balanced score, q1q3, base chunk space)", "Finesse"
+    )
     from vbert.finesse import run_benchmark
     from vbert.mergers import baseline_names
 
-    config = finesse_config(
-        output, report.corpus_dir, samples=3 if quick else 5, max_length=8 if quick else 16
-    )
-    main_name = next(iter(mergers))
+    config = finesse_config(output, corpus_dir, plan)
     config["competitors"] = [{"name": main_name, "kind": "merger", "merger": merger}] + [
-        {"name": name, "kind": name} for name in baseline_names()
+        {"name": name, "kind": name} for name in baseline_names() if name in mergers
     ]
     run = run_benchmark(
-        config, output / "finesse", embedder=embedder, mergers={main_name: mergers[main_name]}
+        config,
+        output / "finesse",
+        embedder=embedder,
+        mergers={main_name: mergers[main_name]},
+        cache=shared,
     )
     _say(run.summary)
     done()
 
-    done = _step("Retrieval on the held-out split (small size; 95% bootstrap intervals)")
-    from vbert.evaluation.suite import format_markdown, run_retrieval_suite
-    from vbert.files import atomic_write_json
-
-    tasks = (
-        ("deep-paragraph", "cross-lingual", "passkey")
-        if quick
-        else ("deep-paragraph", "cross-lingual", "passkey", "needle")
+    done = sections.start(
+        f"Retrieval on the held-out split ({plan.retrieval_size} size; 95% bootstrap intervals)", "retrieval"
     )
-    retrieval = run_retrieval_suite(test, embedder, mergers, tasks=tasks, size="small", cache=None)
+    from vbert.evaluation.suite import format_markdown, run_retrieval_suite
+
+    retrieval = run_retrieval_suite(
+        test, embedder, mergers, tasks=plan.retrieval_tasks, size=plan.retrieval_size, cache=shared
+    )
     atomic_write_json(output / "retrieval.json", retrieval)
     _say(format_markdown(retrieval))
     done()
 
-    done = _step("Leaderboard site and Anatomy pictures")
+    done = sections.start("Leaderboard site and Anatomy pictures", "site")
     from vbert.finesse.heatmaps import inspect_sample
     from vbert.finesse.leaderboard import build_site
     from vbert.finesse.raw import RawRun
@@ -188,9 +308,16 @@ def run_demo(output: Path, merger: str = "default", quick: bool = False) -> None
     for name in (main_name, "mean"):
         raw = RawRun.open(run.raw_dir / name)
         for flag in ("best", "worst"):
-            inspect_sample(raw, config["probes"]["sequence_length"]["max"], pictures, **{flag: True})
+            inspect_sample(raw, plan.finesse_max_length, pictures, **{flag: True})
     _say(f"   leaderboard: {site.index.resolve().as_uri()}")
     _say(f"   anatomy pictures (TD/BU heat-maps, best and worst sample): {pictures.resolve()}")
     done()
 
-    _say(f"\nAll outputs are under {output.resolve()} ({time.perf_counter() - started:.0f} s in all).")
+    _say("\n== Time per section (texts embedded = new vectors in the shared chunk cache)")
+    _say(sections.summary())
+    timings = sections.to_dict()
+    atomic_write_json(output / "timings.json", timings)
+    if shared is not cache:
+        shared.close()
+    _say(f"\nAll outputs are under {output.resolve()}.")
+    return timings

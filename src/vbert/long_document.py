@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from vbert.cache import ChunkCache, DocumentChunks, text_key
+from vbert.cache import ChunkCache, DocumentChunks, open_cache, text_key
 from vbert.chunk_layouts import embed_chunk_texts, embed_documents
 from vbert.embedders.base import Embedder
 from vbert.errors import ConfigError, DataError
@@ -64,12 +64,7 @@ class LongDocumentEncoder:
                 f"chunk_tokens={self.chunk_tokens} must be between 1 and the embedder's content window "
                 f"({embedder.content_window} tokens)"
             )
-        if cache is False:
-            self.cache = None
-        elif isinstance(cache, ChunkCache):
-            self.cache = cache
-        else:
-            self.cache = ChunkCache(None if cache in (None, True) else cache)
+        self.cache = open_cache(cache)
         self.batch_size = batch_size
         check_compatible(embedder, merger)
 

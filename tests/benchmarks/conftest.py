@@ -42,6 +42,7 @@ def tiny_settings() -> Settings:
         memory_documents=(5, 20),
         memory_models="double",
         memory_whole_runs=1,
+        memory_throughput_documents=12,
         scaling_max_power=3,
         onnx_batches=(1, 2),
         onnx_chunks=(3,),

@@ -73,11 +73,20 @@ def test_memory_worker_writes_every_document(tmp_path, models, mode):
     assert result["documents"] == result["rows_written"] == 12 and result["peak_rss_mib"] > 0
 
 
+def test_memory_throughput_times_both_paths_in_turns(tmp_path):
+    result = memory.throughput(12, tmp_path, "double", repeats=2, clock="process")
+    assert result["stream"]["runs"] == result["whole"]["runs"] == 2
+    assert result["stream_over_whole"] == pytest.approx(
+        result["whole"]["median_s"] / result["stream"]["median_s"]
+    )
+    assert not any(p.name.startswith("run-") for p in tmp_path.iterdir())  # each run's folder is removed
+
+
 @pytest.mark.slow
 def test_memory_section_runs_each_count_in_a_subprocess(bench_context):
     result = memory.run(bench_context)
     assert [r["documents"] for r in result["rows"]] == [5, 20]
-    assert result["stream_over_whole"] > 0
+    assert result["stream_over_whole"] > 0 and result["throughput"]["documents"] == 12
     assert result["growth_mib"] == pytest.approx(
         result["rows"][1]["peak_rss_mib"] - result["rows"][0]["peak_rss_mib"]
     )
@@ -169,6 +178,15 @@ def test_targets_flag_misses():
         "merge-only vs embedding, 16 chunks": False,
         "merger forward vs matmul, batch 64": False,
     }
+
+
+def test_streaming_throughput_target():
+    row = {"documents": 10, "peak_rss_mib": 100.0}
+    turns = {"documents": 5000, "clock": "process", "stream_over_whole": 0.9}
+    memory_section = {"rows": [row, row], "tolerance_mib": 10.0, "growth_mib": 0.0, "flat": True}
+    memory_section.update(throughput=turns, stream_over_whole=0.9, stream_over_whole_target=0.95)
+    verdicts = {t["target"]: t["met"] for t in targets({"sections": {"memory": memory_section}})}
+    assert verdicts["streaming `vbert merge` vs whole-corpus throughput"] is False
 
 
 def test_not_measured_sections_render():

@@ -288,7 +288,7 @@ def evaluate_deep_tasks(
         "tasks": {},
     }
     for name, qs in queries.items():
-        q_vectors = encode_queries(embedder, qs.texts)
+        q_vectors = encode_queries(embedder, qs.texts, cache)
         targets = np.array(qs.targets)
         candidates = doc_langs[None, :] == np.array(qs.langs)[:, None]
         scores = {m: q_vectors @ vectors.T for m, vectors in merged.items()}

@@ -125,7 +125,7 @@ def evaluate_needles(
             depth = int(rng.integers(0, len(paragraphs) + 1))
             documents.append("\n".join([*paragraphs[:depth], sentence, *paragraphs[depth:]]))
         encoded = encode_documents(documents, embedder, cache, show_progress=False)
-        queries = encode_queries(embedder, [q for _, q in needles])
+        queries = encode_queries(embedder, [q for _, q in needles], cache)
         targets = np.arange(len(documents))
         report["lengths"][str(length)] = {
             name: summarise(recall_at(ranks_of_targets(queries, encoded.merge(merger), targets), 1))

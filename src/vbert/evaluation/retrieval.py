@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
+from vbert.cache import open_cache, text_key
+from vbert.chunk_layouts import embed_chunk_texts
 from vbert.data.article import Article
 from vbert.embedders.base import Embedder
 from vbert.evaluation.metrics import bootstrap_ci, ndcg_at, ranks_of_targets, recall_at
@@ -54,10 +56,14 @@ def encode_documents(
     return EncodedDocuments(sequences, counts)
 
 
-def encode_queries(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
-    """Queries with the embedder's query prefix where it has one (e5: ``"query: "``)."""
-    encode = getattr(embedder, "encode_queries", embedder.encode)
-    return np.asarray(encode(list(texts)), dtype=np.float32)
+def encode_queries(embedder: Embedder, texts: Sequence[str], cache: object = False) -> np.ndarray:
+    """Queries with the embedder's query prefix where it has one (e5: ``"query: "``), through the
+    chunk cache's query vectors when ``cache`` names one (:func:`vbert.chunk_layouts.embed_chunk_texts`)."""
+    keys = [text_key(text) for text in texts]
+    vectors, _ = embed_chunk_texts(
+        embedder, open_cache(cache), dict(zip(keys, texts, strict=True)), queries=True
+    )
+    return np.stack([vectors[key] for key in keys]).astype(np.float32)
 
 
 def summarise(values: np.ndarray, seed: int = 0) -> dict[str, float]:
@@ -132,7 +138,7 @@ def evaluate_deep_paragraph(
     task: DeepParagraphTask, embedder: Embedder, mergers: dict[str, Merger], cache: object = None
 ) -> dict:
     encoded = encode_documents(task.documents, embedder, cache)
-    query_vectors = encode_queries(embedder, task.queries)
+    query_vectors = encode_queries(embedder, task.queries, cache)
     positions = np.array(task.positions)
     report: dict = {"task": "deep-paragraph", "documents": len(task.documents), "queries": len(task.queries)}
     report["settings"] = task.settings

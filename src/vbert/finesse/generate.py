@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from vbert.cache import ChunkCache, text_key
+from vbert.chunk_layouts import embed_chunk_texts
 from vbert.embedders.base import Embedder, describe_embedder
 from vbert.errors import DataError
 from vbert.files import atomic_write_json, read_json, sha256_canonical, sha256_file
@@ -120,12 +122,25 @@ def _texts(samples: Sequence[Sequence[Any]]) -> list[list[str]]:
 
 
 class ChunkStore:
-    """Base-embedder vectors of every probe chunk, computed once and shared by merger-mode competitors."""
+    """Base-embedder vectors of every probe chunk, computed once and shared by merger-mode competitors.
 
-    def __init__(self, root: Path, embedder: Embedder, probe_set: ProbeSet, config: BenchmarkConfig) -> None:
+    With a :class:`~vbert.cache.ChunkCache`, chunks are also read from and stored in that cache,
+    so probes whose chunks another run (or another job) embedded cost no embedding. Timed samples
+    always embed (their latency is the point) and store what they embedded.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        embedder: Embedder,
+        probe_set: ProbeSet,
+        config: BenchmarkConfig,
+        cache: ChunkCache | None = None,
+    ) -> None:
         self.embedder = embedder
         self.probe_set = probe_set
         self.config = config
+        self.cache = cache
         header = {
             "kind": "chunk-store",
             "embedder": describe_embedder(embedder),
@@ -160,23 +175,27 @@ class ChunkStore:
         samples = self.probe_set.samples(length)
         texts = _texts(samples)
         batch = self.config.runtime.batch_size
-        if not self._warm:
+        timed_samples = self.config.runtime.timed_samples
+        if not self._warm and timed_samples != 0:  # warm-up passes only serve the timed samples
             for _ in range(self.config.runtime.warmup):
                 self.embedder.encode(texts[0], batch_size=batch)
             self._warm = True
         vectors, latencies = [], []
-        timed_samples = self.config.runtime.timed_samples
         bar = _bar(len(texts), f"embed L={length}", self.config.runtime.progress, leave=False)
         for index, sample_texts in enumerate(texts):
             if timed_samples is None or index < timed_samples:
                 encoded, ms = timed(lambda t=sample_texts: self.embedder.encode(t, batch_size=batch))
                 encoded = np.asarray(encoded, dtype=np.float32)
                 self._known.update(zip(sample_texts, encoded, strict=True))
+                if self.cache is not None:
+                    self.cache.put_many(self.embedder.fingerprint, sample_texts, encoded)
             else:
                 missing = list(dict.fromkeys(t for t in sample_texts if t not in self._known))
-                if missing:
-                    fresh = self.embedder.encode(missing, batch_size=batch)
-                    self._known.update(zip(missing, np.asarray(fresh, dtype=np.float32), strict=True))
+                keys = {t: text_key(t) for t in missing}
+                fresh, _ = embed_chunk_texts(
+                    self.embedder, self.cache, {k: t for t, k in keys.items()}, batch
+                )
+                self._known.update((t, fresh[key]) for t, key in keys.items())
                 encoded, ms = np.stack([self._known[t] for t in sample_texts]), float("nan")
             vectors.append(encoded)
             latencies.append(ms)
@@ -221,32 +240,30 @@ def _run_competitor(
     )
     folder = _Folder(output / competitor.name, run_key, header)
     runtime = config.runtime
+    settings = GenerationSettings(
+        chunk_space=chunk_space,
+        group_amount=config.probes.group_amount,
+        batch_size=runtime.batch_size,
+        merge_batch_size=runtime.merge_batch_size,
+        warmup=runtime.warmup,
+    )
     outer = tqdm(probe_set.lengths, desc=competitor.name, unit="length", disable=not runtime.progress)
     for length in outer:
         if folder.done(length):
             continue
         samples = probe_set.samples(length)
         bar = _bar(len(samples), f"{competitor.name} L={length}", runtime.progress, leave=False)
-        settings = GenerationSettings(
-            length=length,
-            chunk_space=chunk_space,
-            group_amount=config.probes.group_amount,
-            batch_size=runtime.batch_size,
-            merge_batch_size=runtime.merge_batch_size,
-            warmup=runtime.warmup,
-            truncate=competitor.config.overflow == "truncate",
-            on_sample=bar.update,
-        )
         if competitor.mode == MERGER_KIND:
             assert store is not None and competitor.merger is not None
             stored = store.ensure(length)
-            arrays = metric.generate_merger(competitor.merger, stored, settings)
+            arrays = metric.generate_merger(competitor.merger, stored, length, settings, bar.update)
         else:
             embedder = competitor.embedder
             assert embedder is not None
             texts = _texts(samples)
-            over, longest = metric.native_overflow(embedder, texts, settings)
-            if over and not settings.truncate:
+            truncate = competitor.config.overflow == "truncate"
+            over, longest = metric.native_overflow(embedder, texts, length, settings.group_amount)
+            if over and not truncate:
                 bar.close()
                 folder.skip(
                     length,
@@ -254,8 +271,8 @@ def _run_competitor(
                     f"{embedder.name} (longest {longest} tokens)",
                 )
                 continue
-            arrays = metric.generate_native(embedder, texts, settings)
-            if settings.truncate and over:
+            arrays = metric.generate_native(embedder, texts, length, settings, truncate, bar.update)
+            if truncate and over:
                 folder.manifest.setdefault("truncated", {})[str(length)] = over
         bar.close()
         folder.save(length, arrays, len(samples))
@@ -272,11 +289,13 @@ def generate(
     mergers: Mapping[str, Merger] | None = None,
     native_embedders: Mapping[str, Embedder] | None = None,
     only: list[str] | None = None,
+    cache: ChunkCache | None = None,
 ) -> list[Path]:
     """Write raw outputs for every competitor (or those in ``only``) under ``output``.
 
     Objects passed in (``embedder`` for the base embedder, ``mergers`` and ``native_embedders``
-    keyed by competitor name) are used instead of loading the config's specs.
+    keyed by competitor name) are used instead of loading the config's specs. ``cache``: a chunk
+    cache the base embedder's probe chunks are read from and stored in (see :class:`ChunkStore`).
     Returns the competitor folders.
     """
     out = Path(output)
@@ -288,7 +307,7 @@ def generate(
     base = None
     if any(c.mode == MERGER_KIND for c in competitors):
         base = embedder if embedder is not None else load_embedder_spec(config.embedder)
-        store = ChunkStore(out, base, probe_set, config)
+        store = ChunkStore(out, base, probe_set, config, cache)
         store.check_window()
     for competitor in competitors:
         if competitor.mode == NATIVE_KIND and competitor.embedder is not None:

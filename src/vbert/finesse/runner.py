@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vbert.cache import ChunkCache
 from vbert.embedders.base import Embedder
 from vbert.files import atomic_write_text, read_json
 from vbert.finesse.compare import compare
@@ -49,6 +50,7 @@ def run_benchmark(
     probe_set: ProbeSet | None = None,
     only: list[str] | None = None,
     sign_key: bytes | None = None,
+    cache: ChunkCache | None = None,
 ) -> BenchmarkRun:
     """Run the whole benchmark and write ``output/raw/...`` and ``output/results/<name>/results.json``.
 
@@ -63,6 +65,8 @@ def run_benchmark(
         probe_set: the probes; default: read ``config.probes.file``, building it once if missing.
         only: run only these competitors.
         sign_key: HMAC key to sign every results.json.
+        cache: a chunk cache the probe chunks are read from and stored in (shared with other jobs:
+            chunks embedded before are not embedded again).
     """
     cfg = _as_config(config)
     out = Path(output)
@@ -92,6 +96,7 @@ def run_benchmark(
         mergers=mergers,
         native_embedders=native_embedders,
         only=only,
+        cache=cache,
     )
     results: dict[str, dict[str, Any]] = {}
     files: dict[str, Path] = {}

@@ -29,8 +29,17 @@ import numpy as np
 from vbert.embedders.base import Embedder
 from vbert.finesse.batching import single_merges, truncate_to_window
 from vbert.finesse.environment import timed
-from vbert.finesse.metrics import METRICS, Column, FinesseMetric, GenerationSettings, LengthScore
-from vbert.finesse.metrics.base import FORMULAS, quartile_gap, rounded, rounded_list
+from vbert.finesse.metrics.base import (
+    FORMULAS,
+    METRICS,
+    Column,
+    FinesseMetric,
+    GenerationSettings,
+    LengthScore,
+    quartile_gap,
+    rounded,
+    rounded_list,
+)
 from vbert.mergers import Merger, prefix_merges
 
 SCORE_VERSIONS: tuple[str, ...] = ("balanced", "sum")
@@ -213,7 +222,12 @@ class RSS(FinesseMetric):
     ranked = True
 
     def generate_merger(
-        self, merger: Merger, stored: dict[str, np.ndarray], settings: GenerationSettings
+        self,
+        merger: Merger,
+        stored: dict[str, np.ndarray],
+        length: int,
+        settings: GenerationSettings,
+        on_sample: Callable[[], Any],
     ) -> dict[str, np.ndarray]:
         """Chunks (S, L, d), syntheses s_i = merge(c_0..c_i) (S, L, d) and latencies (S,)."""
         embeddings, n_tokens = stored["embeddings"], stored["n_tokens"]
@@ -227,7 +241,7 @@ class RSS(FinesseMetric):
             synths.append(prefix_merges(merger, vectors, weights))
             in_base_space = settings.chunk_space == "base"
             chunks.append(vectors if in_base_space else single_merges(merger, vectors, weights))
-            settings.on_sample()
+            on_sample()
         merge = np.asarray(merge_ms, dtype=np.float64)
         return {
             "chunks": np.stack(chunks).astype(np.float32),
@@ -237,13 +251,19 @@ class RSS(FinesseMetric):
         }
 
     def native_overflow(
-        self, embedder: Embedder, texts: Sequence[Sequence[str]], settings: GenerationSettings
+        self, embedder: Embedder, texts: Sequence[Sequence[str]], length: int, group_amount: int
     ) -> tuple[int, int]:
         counts = [embedder.count_tokens(" ".join(sample)) for sample in texts]
         return sum(c > embedder.content_window for c in counts), max(counts)
 
     def generate_native(
-        self, embedder: Embedder, texts: Sequence[Sequence[str]], settings: GenerationSettings
+        self,
+        embedder: Embedder,
+        texts: Sequence[Sequence[str]],
+        length: int,
+        settings: GenerationSettings,
+        truncate: bool,
+        on_sample: Callable[[], Any],
     ) -> dict[str, np.ndarray]:
         """Chunks embedded alone, syntheses = the joined prefix texts embedded, latency of the full text."""
         batch = settings.batch_size
@@ -252,13 +272,13 @@ class RSS(FinesseMetric):
         chunks, synths, latency = [], [], []
         for sample in texts:
             prefixes = [" ".join(sample[: i + 1]) for i in range(len(sample))]
-            if settings.truncate:
+            if truncate:
                 prefixes, _ = truncate_to_window(embedder, prefixes)
             chunks.append(np.asarray(embedder.encode(list(sample), batch_size=batch), dtype=np.float32))
             synths.append(np.asarray(embedder.encode(prefixes, batch_size=batch), dtype=np.float32))
             _, ms = timed(lambda text=prefixes[-1]: embedder.encode([text], batch_size=1))
             latency.append(ms)
-            settings.on_sample()
+            on_sample()
         ms_array = np.asarray(latency, dtype=np.float64)
         return {
             "chunks": np.stack(chunks),

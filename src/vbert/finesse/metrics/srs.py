@@ -25,8 +25,16 @@ import numpy as np
 
 from vbert.embedders.base import Embedder
 from vbert.finesse.batching import merge_gathered, truncate_to_window, unit
-from vbert.finesse.metrics import METRICS, Column, FinesseMetric, GenerationSettings, LengthScore
-from vbert.finesse.metrics.base import quartile_gap, rounded, rounded_list
+from vbert.finesse.metrics.base import (
+    METRICS,
+    Column,
+    FinesseMetric,
+    GenerationSettings,
+    LengthScore,
+    quartile_gap,
+    rounded,
+    rounded_list,
+)
 from vbert.mergers import Merger, prefix_merges
 
 SRS_SCALE = 1000.0
@@ -69,17 +77,20 @@ def native_texts(texts: Sequence[str], length: int, group_amount: int) -> tuple[
 
 
 def _collect(
-    samples: Iterable[tuple[np.ndarray, np.ndarray]], settings: GenerationSettings
+    samples: Iterable[tuple[np.ndarray, np.ndarray]],
+    length: int,
+    group_amount: int,
+    on_sample: Callable[[], Any],
 ) -> dict[str, np.ndarray]:
     """The raw arrays of one length from each sample's (probe vectors (p, d), crafted vectors (K·2·G, d))."""
-    keys = arrangements(settings.length)
+    keys = arrangements(length)
     probes, pos_cos, neg_cos = [], [], []
     for probe_vectors, crafted in samples:
-        cos = _cosines(probe_vectors, crafted, keys, settings.group_amount)
+        cos = _cosines(probe_vectors, crafted, keys, group_amount)
         probes.append(probe_vectors)
         pos_cos.append(cos[:, 0])
         neg_cos.append(cos[:, 1])
-        settings.on_sample()
+        on_sample()
     return {
         "probe": np.stack(probes).astype(np.float32),
         "pos_cos": np.stack(pos_cos).astype(np.float64),
@@ -139,10 +150,14 @@ class SRS(FinesseMetric):
         return {"group_amount": group_amount}
 
     def generate_merger(
-        self, merger: Merger, stored: dict[str, np.ndarray], settings: GenerationSettings
+        self,
+        merger: Merger,
+        stored: dict[str, np.ndarray],
+        length: int,
+        settings: GenerationSettings,
+        on_sample: Callable[[], Any],
     ) -> dict[str, np.ndarray]:
         """Probe merges P_p and the crafted sequences merged, from base embeddings (S, n_chunks, d)."""
-        length = settings.length
         index = crafted_index(length, settings.group_amount)
 
         def vectors(vecs: np.ndarray, ntok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -150,28 +165,34 @@ class SRS(FinesseMetric):
             return probe_vectors, merge_gathered(merger, vecs, index, ntok, settings.merge_batch_size)
 
         pairs = zip(stored["embeddings"], stored["n_tokens"], strict=True)
-        return _collect((vectors(*pair) for pair in pairs), settings)
+        return _collect((vectors(*pair) for pair in pairs), length, settings.group_amount, on_sample)
 
     def native_overflow(
-        self, embedder: Embedder, texts: Sequence[Sequence[str]], settings: GenerationSettings
+        self, embedder: Embedder, texts: Sequence[Sequence[str]], length: int, group_amount: int
     ) -> tuple[int, int]:
         """(samples with a crafted text over the window, longest token count) for one length."""
         over, longest = 0, 0
         for sample in texts:
-            probe_texts, crafted = native_texts(sample, settings.length, settings.group_amount)
+            probe_texts, crafted = native_texts(sample, length, group_amount)
             counts = [embedder.count_tokens(t) for t in (*probe_texts, *crafted)]
             longest = max(longest, *counts)
             over += max(counts) > embedder.content_window
         return over, longest
 
     def generate_native(
-        self, embedder: Embedder, texts: Sequence[Sequence[str]], settings: GenerationSettings
+        self,
+        embedder: Embedder,
+        texts: Sequence[Sequence[str]],
+        length: int,
+        settings: GenerationSettings,
+        truncate: bool,
+        on_sample: Callable[[], Any],
     ) -> dict[str, np.ndarray]:
         """Probe texts and crafted texts joined by one space, embedded by the embedder."""
 
         def vectors(sample: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-            probe_texts, crafted_texts = native_texts(sample, settings.length, settings.group_amount)
-            if settings.truncate:
+            probe_texts, crafted_texts = native_texts(sample, length, settings.group_amount)
+            if truncate:
                 probe_texts, _ = truncate_to_window(embedder, probe_texts)
                 crafted_texts, _ = truncate_to_window(embedder, crafted_texts)
             probe_vectors, crafted = (
@@ -180,7 +201,7 @@ class SRS(FinesseMetric):
             )
             return probe_vectors, crafted
 
-        return _collect((vectors(sample) for sample in texts), settings)
+        return _collect((vectors(sample) for sample in texts), length, settings.group_amount, on_sample)
 
     def score_length(self, arrays: dict[str, np.ndarray], formula: str, score_version: str) -> LengthScore:
         """Per-sample (p, position) SRS scores of one length and their means."""
