@@ -33,6 +33,7 @@ PLAN = DemoPlan(
     finesse_max_length=5,
     finesse_chunk_tokens=20,
     retrieval_size="demo-test",
+    retrieval_tasks=("deep-paragraph", "cross-lingual", "passkey", "needle"),  # every task shares the cache
 )
 
 
