@@ -199,11 +199,11 @@ class VectorStream:
             for index, batch in enumerate(self.batches):
                 rows = len(batch["ids"])
                 # One batch window mapped at a time: memory stays at one batch, not the whole file.
+                # No msync per window: atomic_path fsyncs the whole file once before the rename.
                 window = np.memmap(
                     vectors_tmp, np.float32, "r+", offset=header + start * dim * 4, shape=(rows, dim)
                 )
                 window[:] = self._vectors(index)
-                window.flush()
                 del window
                 start += rows
             ids_tmp.write_bytes(ids_bytes)
