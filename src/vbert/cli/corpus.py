@@ -13,14 +13,9 @@ from typing import Annotated, Any
 import typer
 
 from vbert.cli.errors import fail, reported
+from vbert.cli.options import command_group
 
-app = typer.Typer(
-    name="corpus",
-    help="Fetch article corpora and show their statistics.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+app = command_group("corpus", "Fetch article corpora and show their statistics.")
 
 CorpusDirOpt = Annotated[
     Path | None,

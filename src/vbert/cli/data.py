@@ -11,6 +11,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,13 +19,10 @@ from typing import Annotated, Any
 import typer
 
 from vbert.cli.errors import fail, reported
+from vbert.cli.options import command_group, option_groups
 
-app = typer.Typer(
-    name="data",
-    help="Build training datasets from a corpus with the base embedder, and validate them.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+app = command_group(
+    "data", "Build training datasets from a corpus with the base embedder, and validate them."
 )
 
 OutOpt = Annotated[
@@ -73,6 +71,34 @@ StoreOpt = Annotated[
 NoStoreOpt = Annotated[bool, typer.Option("--no-store", help="Embed every text; read and write no store.")]
 
 
+@dataclass
+class Source:
+    """Where the articles come from and which embedder embeds them."""
+
+    corpus: CorpusOpt = "debian"
+    corpus_dir: CorpusDirOpt = None
+    langs: LangsOpt = None
+    sources: SourcesOpt = None
+    max_articles: MaxArticlesOpt = None
+    max_per_lang: PerLangOpt = None
+    embedder: EmbedderOpt = "default"
+    device: DeviceOpt = None
+
+
+@dataclass
+class Output:
+    """How the dataset is embedded, split, sharded and stored."""
+
+    batch_size: BatchOpt = 64
+    dtype: DtypeOpt = "float16"
+    seed: SeedOpt = 0
+    articles_per_shard: ShardOpt = 64
+    splits: SplitsOpt = "0.8,0.1,0.1"
+    overwrite: OverwriteOpt = False
+    store: StoreOpt = None
+    no_store: NoStoreOpt = False
+
+
 def _listed(value: str | None) -> list[str] | None:
     if value is None:
         return None
@@ -80,21 +106,15 @@ def _listed(value: str | None) -> list[str] | None:
     return items or None
 
 
-def _corpus_factory(
-    corpus: str,
-    corpus_dir: Path | None,
-    langs: str | None,
-    sources: str | None,
-    max_articles: int | None,
-    per_lang: int | None,
-) -> tuple[Callable[[], Iterator[Any]], dict[str, Any]]:
+def _corpus_factory(source: Source) -> tuple[Callable[[], Iterator[Any]], dict[str, Any]]:
     """A function that opens the corpus afresh (the atomic build reads it twice) and its description."""
     from vbert.data.corpora import load_corpus
 
-    wanted = _listed(langs)
+    corpus, corpus_dir, per_lang = source.corpus, source.corpus_dir, source.max_per_lang
+    wanted = _listed(source.langs)
     options: dict[str, Any] = {}
     if corpus == "debian":
-        options = {"corpus_dir": corpus_dir, "langs": wanted, "sources": _listed(sources)}
+        options = {"corpus_dir": corpus_dir, "langs": wanted, "sources": _listed(source.sources)}
     elif corpus == "wikipedia":
         options = {"langs": wanted or ["en"], "limit": per_lang}
     elif corpus == "files":
@@ -108,13 +128,13 @@ def _corpus_factory(
         articles: Iterable[Any] = load_corpus(corpus, **options)
         if per_lang is not None and corpus != "wikipedia":
             articles = _cap_per_language(articles, per_lang)
-        return islice(articles, max_articles)
+        return islice(articles, source.max_articles)
 
     description = {
         "name": corpus,
         "langs": wanted,
-        "sources": _listed(sources),
-        "max_articles": max_articles,
+        "sources": _listed(source.sources),
+        "max_articles": source.max_articles,
         "max_per_lang": per_lang,
     }
     return open_corpus, {k: v for k, v in description.items() if v is not None}
@@ -146,21 +166,12 @@ def _load_embedder(name: str, device: str | None) -> Any:
         fail(f"cannot load the embedder {name!r}: {err}")
 
 
-def _options(
-    splits: str,
-    seed: int,
-    articles_per_shard: int,
-    batch_size: int,
-    dtype: str,
-    overwrite: bool,
-    corpus: dict,
-    store: Path | None = None,
-    no_store: bool = False,
-) -> Any:
+def _options(output: Output, corpus: dict) -> Any:
     from vbert.cache import ChunkCache
     from vbert.data.datasets import CommonOptions
     from vbert.data.splits import normalize_fractions, split_of
 
+    splits, seed = output.splits, output.seed
     rule, spec = None, "all train"
     if splits.strip().lower() != "none":
         try:
@@ -171,18 +182,25 @@ def _options(
         spec = f"vbert.data.splits.split_of(seed={seed}, fractions={fractions}) by translation group"
     try:
         return CommonOptions(
-            articles_per_shard=articles_per_shard,
-            batch_size=batch_size,
-            dtype=dtype,
+            articles_per_shard=output.articles_per_shard,
+            batch_size=output.batch_size,
+            dtype=output.dtype,
             seed=seed,
             split_rule=rule,
             split_spec=spec,
-            overwrite=overwrite,
+            overwrite=output.overwrite,
             corpus=corpus,
-            store=None if no_store else ChunkCache(store),
+            store=None if output.no_store else ChunkCache(output.store),
         )
     except ValueError as err:
         fail(str(err))
+
+
+def _prepare(source: Source, output: Output) -> tuple[Callable[[], Iterator[Any]], Any, Any]:
+    """The corpus opener, the builders' CommonOptions and the loaded embedder of a build command."""
+    open_corpus, description = _corpus_factory(source)
+    options = _options(output, description)
+    return open_corpus, options, _load_embedder(source.embedder, source.device)
 
 
 def _run(build: Callable[[], Any]) -> None:
@@ -206,37 +224,21 @@ def _run(build: Callable[[], Any]) -> None:
 
 
 @app.command()
+@option_groups
 def articles(
     out: OutOpt,
-    corpus: CorpusOpt = "debian",
-    corpus_dir: CorpusDirOpt = None,
-    langs: LangsOpt = None,
-    sources: SourcesOpt = None,
-    max_articles: MaxArticlesOpt = None,
-    max_per_lang: PerLangOpt = None,
-    embedder: EmbedderOpt = "default",
-    device: DeviceOpt = None,
+    *,
+    source: Source,
     chunk_tokens: Annotated[int, typer.Option(min=1, help="Content tokens per chunk.")] = 64,
     min_tokens: Annotated[
         int, typer.Option(min=0, help="Leave out articles shorter than this (they fit one base window).")
     ] = 512,
-    batch_size: BatchOpt = 64,
-    dtype: DtypeOpt = "float16",
-    seed: SeedOpt = 0,
-    articles_per_shard: ShardOpt = 64,
-    splits: SplitsOpt = "0.8,0.1,0.1",
-    overwrite: OverwriteOpt = False,
-    store: StoreOpt = None,
-    no_store: NoStoreOpt = False,
+    output: Output,
 ) -> None:
     """One row per article: the embeddings of its consecutive CHUNK_TOKENS-token chunks."""
     from vbert.data.datasets import build_article_sequences
 
-    open_corpus, description = _corpus_factory(corpus, corpus_dir, langs, sources, max_articles, max_per_lang)
-    options = _options(
-        splits, seed, articles_per_shard, batch_size, dtype, overwrite, description, store, no_store
-    )
-    model = _load_embedder(embedder, device)
+    open_corpus, options, model = _prepare(source, output)
     _run(
         lambda: build_article_sequences(
             open_corpus(), model, out, chunk_tokens=chunk_tokens, min_tokens=min_tokens, options=options
@@ -245,8 +247,10 @@ def articles(
 
 
 @app.command("n-to-1")
+@option_groups
 def n_to_one(
     out: OutOpt,
+    *,
     atomic: Annotated[
         bool, typer.Option("--atomic", help="512-to-1: single-token inputs, span targets (see docs/data.md).")
     ] = False,
@@ -266,31 +270,13 @@ def n_to_one(
     tokens_per_shard: Annotated[
         int, typer.Option(min=1, help="--atomic: rows per token-table shard.")
     ] = 8192,
-    corpus: CorpusOpt = "debian",
-    corpus_dir: CorpusDirOpt = None,
-    langs: LangsOpt = None,
-    sources: SourcesOpt = None,
-    max_articles: MaxArticlesOpt = None,
-    max_per_lang: PerLangOpt = None,
-    embedder: EmbedderOpt = "default",
-    device: DeviceOpt = None,
-    batch_size: BatchOpt = 64,
-    dtype: DtypeOpt = "float16",
-    seed: SeedOpt = 0,
-    articles_per_shard: ShardOpt = 64,
-    splits: SplitsOpt = "0.8,0.1,0.1",
-    overwrite: OverwriteOpt = False,
-    store: StoreOpt = None,
-    no_store: NoStoreOpt = False,
+    source: Source,
+    output: Output,
 ) -> None:
     """Distillation pairs: chunk vectors of a window -> the window text's vector (or, --atomic, tokens -> span)."""
     from vbert.data.datasets import build_atomic, build_n_to_one
 
-    open_corpus, description = _corpus_factory(corpus, corpus_dir, langs, sources, max_articles, max_per_lang)
-    options = _options(
-        splits, seed, articles_per_shard, batch_size, dtype, overwrite, description, store, no_store
-    )
-    model = _load_embedder(embedder, device)
+    open_corpus, options, model = _prepare(source, output)
     if atomic:
         _run(
             lambda: build_atomic(

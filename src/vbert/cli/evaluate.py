@@ -17,6 +17,7 @@ MERGER_HELP = (
     f"Repeatable: {merger_names()}, a folder, a 'module:factory' spec, or NAME=FOLDER to give a folder a "
     "short name in the report."
 )
+OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Report file (JSON).")]
 
 
 def _load_mergers(specs: list[str]) -> dict:
@@ -68,9 +69,7 @@ def retrieval(
     size: Annotated[str, typer.Option(help="'small' (minutes on a CPU) or 'full'.")] = "small",
     embedder: Annotated[str, typer.Option(help="Base embedder.")] = "default",
     seed: Annotated[int, typer.Option(help="Seed for query and needle sampling.")] = 0,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Report file (JSON).")] = Path(
-        "results/retrieval.json"
-    ),
+    output: OutputOpt = Path("results/retrieval.json"),
 ) -> None:
     """Deep-paragraph, cross-lingual, passkey and needle retrieval; every method on the same data."""
     from vbert import load_embedder
@@ -103,9 +102,7 @@ def distill(
     split: Annotated[str, typer.Option(help="Which split of the dataset to score.")] = "test",
     baseline: Annotated[str, typer.Option(help="Merger the others are compared with.")] = "mean",
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Report file (JSON).")] = Path(
-        "results/distill.json"
-    ),
+    output: OutputOpt = Path("results/distill.json"),
 ) -> None:
     """Distillation fidelity: cosine of each merger's vector to the embedder's vector of the joined text."""
     from vbert.data.datasets import load_pairs

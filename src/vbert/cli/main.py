@@ -14,14 +14,10 @@ import typer
 from vbert.cli.errors import fail, reported
 from vbert.cli.index import EngineOpt, RayAddressOpt, WorkersOpt, embed_with_ray
 from vbert.cli.mergers import load_checked_merger, merger_help
-from vbert.cli.options import CacheOpt, NoCacheOpt
+from vbert.cli.options import CacheOpt, NoCacheOpt, command_group
 
-app = typer.Typer(
-    name="vbert",
-    help="Embed long documents by merging cached chunk embeddings (vBERT sequence merger).",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+app = command_group(
+    "vbert", "Embed long documents by merging cached chunk embeddings (vBERT sequence merger)."
 )
 
 InputsArg = Annotated[

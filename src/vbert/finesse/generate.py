@@ -240,30 +240,32 @@ def _run_competitor(
     )
     folder = _Folder(output / competitor.name, run_key, header)
     runtime = config.runtime
-    settings = GenerationSettings(
-        chunk_space=chunk_space,
-        group_amount=config.probes.group_amount,
-        batch_size=runtime.batch_size,
-        merge_batch_size=runtime.merge_batch_size,
-        warmup=runtime.warmup,
-    )
     outer = tqdm(probe_set.lengths, desc=competitor.name, unit="length", disable=not runtime.progress)
     for length in outer:
         if folder.done(length):
             continue
         samples = probe_set.samples(length)
         bar = _bar(len(samples), f"{competitor.name} L={length}", runtime.progress, leave=False)
+        settings = GenerationSettings(
+            length=length,
+            chunk_space=chunk_space,
+            group_amount=config.probes.group_amount,
+            batch_size=runtime.batch_size,
+            merge_batch_size=runtime.merge_batch_size,
+            warmup=runtime.warmup,
+            truncate=competitor.config.overflow == "truncate",
+            on_sample=bar.update,
+        )
         if competitor.mode == MERGER_KIND:
             assert store is not None and competitor.merger is not None
             stored = store.ensure(length)
-            arrays = metric.generate_merger(competitor.merger, stored, length, settings, bar.update)
+            arrays = metric.generate_merger(competitor.merger, stored, settings)
         else:
             embedder = competitor.embedder
             assert embedder is not None
             texts = _texts(samples)
-            truncate = competitor.config.overflow == "truncate"
-            over, longest = metric.native_overflow(embedder, texts, length, settings.group_amount)
-            if over and not truncate:
+            over, longest = metric.native_overflow(embedder, texts, settings)
+            if over and not settings.truncate:
                 bar.close()
                 folder.skip(
                     length,
@@ -271,8 +273,8 @@ def _run_competitor(
                     f"{embedder.name} (longest {longest} tokens)",
                 )
                 continue
-            arrays = metric.generate_native(embedder, texts, length, settings, truncate, bar.update)
-            if truncate and over:
+            arrays = metric.generate_native(embedder, texts, settings)
+            if settings.truncate and over:
                 folder.manifest.setdefault("truncated", {})[str(length)] = over
         bar.close()
         folder.save(length, arrays, len(samples))

@@ -186,40 +186,37 @@ class Lab:
                 "chunk_tokens",
             )
         chunks = [c for c in embedder.split(text, tokens) if c.strip()]
-        lo, hi = self.limits.min_chunks, self.limits.max_chunks
-        if len(chunks) < lo:
-            raise LabInputError(
-                f"The text gives {len(chunks)} chunk(s) of up to {tokens} tokens; a sample needs at least {lo}. "
-                "Paste more text or lower the tokens per chunk.",
-                "text",
-            )
-        if len(chunks) > hi:
-            raise LabInputError(
-                f"The text gives {len(chunks)} chunks of up to {tokens} tokens; the lab shows at most {hi}. "
-                "Shorten the text or raise the tokens per chunk.",
-                "text",
-            )
+        self._check_count(
+            len(chunks),
+            f"The text gives {len(chunks)} chunk(s) of up to {tokens} tokens; a sample needs at least {{}}. "
+            "Paste more text or lower the tokens per chunk.",
+            f"The text gives {len(chunks)} chunks of up to {tokens} tokens; the lab shows at most {{}}. "
+            "Shorten the text or raise the tokens per chunk.",
+        )
         return chunks
+
+    def _check_count(self, count: int, too_few: str, too_many: str) -> None:
+        """Refuse a sample of fewer or more chunks than the lab's limits (the messages get the limit)."""
+        lo, hi = self.limits.min_chunks, self.limits.max_chunks
+        if count < lo:
+            raise LabInputError(too_few.format(lo), "text")
+        if count > hi:
+            raise LabInputError(too_many.format(hi), "text")
 
     def _clean_chunks(self, chunks: Any) -> list[str]:
         if not isinstance(chunks, list) or not all(isinstance(c, str) for c in chunks):
             raise LabInputError("'chunks' must be a list of strings", "chunks")
         cleaned = [c.strip() for c in chunks if c.strip()]
-        lo, hi = self.limits.min_chunks, self.limits.max_chunks
         if not cleaned:
             raise LabInputError(
                 "The chunks are empty: paste at least three paragraphs separated by blank lines.", "text"
             )
-        if len(cleaned) < lo:
-            raise LabInputError(
-                f"Got {len(cleaned)} non-empty chunk(s); a sample needs at least {lo}. "
-                "Separate paragraphs with a blank line, or let the lab cut the text.",
-                "text",
-            )
-        if len(cleaned) > hi:
-            raise LabInputError(
-                f"Got {len(cleaned)} chunks; the lab shows at most {hi}. Remove some.", "text"
-            )
+        self._check_count(
+            len(cleaned),
+            f"Got {len(cleaned)} non-empty chunk(s); a sample needs at least {{}}. "
+            "Separate paragraphs with a blank line, or let the lab cut the text.",
+            f"Got {len(cleaned)} chunks; the lab shows at most {{}}. Remove some.",
+        )
         total = sum(len(c) for c in cleaned)
         if total > self.limits.max_text_chars:
             raise LabInputError(

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -163,6 +163,26 @@ def _ragged_from_column(
     return values, offsets, dim
 
 
+def _ragged_from_files(
+    folder: Path,
+    files: Sequence[Path],
+    columns: ColumnMap,
+    each_table: Callable[[pa.Table, Path, int], None] | None = None,
+) -> _RaggedVectors:
+    """The vector sequences of every file, in order; ``each_table(table, file, rows)`` reads more of a file."""
+    shards, dims = [], set()
+    for file in files:
+        table = pq.read_table(file, memory_map=True)
+        values, offsets, dim = _ragged_from_column(table, columns, str(file))
+        if each_table is not None:
+            each_table(table, file, len(offsets) - 1)
+        shards.append((values, offsets))
+        dims.add(dim)
+    if len(dims) != 1:
+        raise DataError(f"{folder}: files have different vector dimensions {sorted(dims)}")
+    return _RaggedVectors(shards, dims.pop())
+
+
 def _parquet_files(folder: Path) -> list[Path]:
     if not folder.exists():
         raise FileNotFoundError(f"dataset folder {folder} does not exist: build it first (`vbert data ...`)")
@@ -235,21 +255,8 @@ class VectorSequenceDataset(torch.utils.data.Dataset):
     def from_parquet(cls, path: str | Path) -> VectorSequenceDataset:
         folder = Path(path)
         files = _parquet_files(folder)
-        shards, dims = [], set()
-        for file in files:
-            values, offsets, dim = _ragged_from_column(
-                pq.read_table(file, memory_map=True), column_map("sequences"), str(file)
-            )
-            shards.append((values, offsets))
-            dims.add(dim)
-        if len(dims) != 1:
-            raise DataError(f"{folder}: files have different vector dimensions {sorted(dims)}")
-        return cls(
-            _RaggedVectors(shards, dims.pop()),
-            _fingerprint_files(folder, files),
-            str(folder),
-            _folder_metadata(folder),
-        )
+        vectors = _ragged_from_files(folder, files, column_map("sequences"))
+        return cls(vectors, _fingerprint_files(folder, files), str(folder), _folder_metadata(folder))
 
     def __len__(self) -> int:
         return len(self.vectors)
@@ -296,20 +303,17 @@ class PairDataset(torch.utils.data.Dataset):
         folder = Path(path)
         files = _parquet_files(folder)
         columns = column_map("pairs")
-        shards, targets, dims = [], [], set()
-        for file in files:
-            table = pq.read_table(file, memory_map=True)
-            values, offsets, dim = _ragged_from_column(table, columns, str(file))
+        targets = []
+
+        def read_targets(table: pa.Table, file: Path, rows: int) -> None:
             if columns.target not in table.column_names:
                 raise DataError(f"{file} has no column {columns.target!r} (columns: {table.column_names})")
             target = _float_values(table.column(columns.target).combine_chunks().flatten(), str(file))
-            shards.append((values, offsets))
-            targets.append(np.asarray(target, dtype=np.float32).reshape(len(offsets) - 1, -1))
-            dims.add(dim)
-        if len(dims) != 1:
-            raise DataError(f"{folder}: files have different vector dimensions {sorted(dims)}")
+            targets.append(np.asarray(target, dtype=np.float32).reshape(rows, -1))
+
+        inputs = _ragged_from_files(folder, files, columns, read_targets)
         return cls(
-            _RaggedVectors(shards, dims.pop()),
+            inputs,
             np.concatenate(targets),
             _fingerprint_files(folder, files),
             str(folder),

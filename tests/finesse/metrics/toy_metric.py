@@ -22,22 +22,22 @@ class Recency(FinesseMetric):
     main_score = "mean per-sample (cos(s, c_last) − cos(s, c_first)) × 100"
     score_scale = 100.0
 
-    def generate_merger(self, merger, stored, length, settings, on_sample):
+    def generate_merger(self, merger, stored, settings):
         chunks = stored["embeddings"]  # (S, L, d)
         merged = merge_sequences(merger, list(chunks), list(stored["n_tokens"]))  # (S, d)
         for _ in chunks:
-            on_sample()
+            settings.on_sample()
         return {"first": chunks[:, 0], "last": chunks[:, -1], "merged": merged}
 
-    def native_overflow(self, embedder, texts, length, group_amount):
+    def native_overflow(self, embedder, texts, settings):
         counts = [embedder.count_tokens(" ".join(sample)) for sample in texts]
         return sum(c > embedder.content_window for c in counts), max(counts)
 
-    def generate_native(self, embedder, texts, length, settings, truncate, on_sample):
+    def generate_native(self, embedder, texts, settings):
         merged = embedder.encode([" ".join(sample) for sample in texts])
         ends = embedder.encode([text for sample in texts for text in (sample[0], sample[-1])])
         for _ in texts:
-            on_sample()
+            settings.on_sample()
         return {"first": ends[0::2], "last": ends[1::2], "merged": merged}
 
     def score_length(self, arrays, formula, score_version):

@@ -28,7 +28,7 @@ from vbert.data.datasets.build import (
     sharded_build,
     split_outputs,
 )
-from vbert.data.datasets.card import dataset_card
+from vbert.data.datasets.card import DatasetCard
 from vbert.data.datasets.columns import int_list_column, vector_sequence_column, vector_type
 from vbert.data.datasets.distributed import ShardAssignment
 from vbert.data.datasets.embedding import EmbeddingMeter
@@ -158,17 +158,6 @@ def build_article_sequences(
         }
         return split_outputs(columns, columns["split"], schema, piece.index), stats
 
-    def card(manifest: dict[str, Any]) -> str:
-        return dataset_card(
-            manifest,
-            "vbert article sequences",
-            f"One row per article of at least {min_tokens} tokens: the article cut into chunks of at most "
-            f"{chunk_tokens} tokens, each chunk embedded on its own, the whole article as one sequence of "
-            "chunk vectors.",
-            COLUMNS,
-            {},
-        )
-
     return sharded_build(
         kind=KIND,
         articles=articles,
@@ -182,7 +171,13 @@ def build_article_sequences(
         options=options,
         assignment=assignment,
         make_slice=make_slice,
-        card=card,
+        card=DatasetCard(
+            "vbert article sequences",
+            f"One row per article of at least {min_tokens} tokens: the article cut into chunks of at most "
+            f"{chunk_tokens} tokens, each chunk embedded on its own, the whole article as one sequence of "
+            "chunk vectors.",
+            COLUMNS,
+        ),
     )
 
 

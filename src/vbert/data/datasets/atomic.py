@@ -50,7 +50,7 @@ from vbert.data.datasets.build import (
     sharded_build,
     split_outputs,
 )
-from vbert.data.datasets.card import dataset_card
+from vbert.data.datasets.card import DatasetCard
 from vbert.data.datasets.columns import (
     PROVENANCE_DOCS,
     PROVENANCE_FIELDS,
@@ -60,7 +60,7 @@ from vbert.data.datasets.columns import (
     vector_type,
 )
 from vbert.data.datasets.distributed import ShardAssignment
-from vbert.data.datasets.embedding import EmbeddingMeter
+from vbert.data.datasets.embedding import EmbeddingMeter, fitting_targets
 from vbert.data.datasets.shards import OutputTable
 from vbert.data.errors import DatasetError
 from vbert.embedders.base import Embedder
@@ -244,14 +244,11 @@ def build_atomic(
 
     Args:
         articles: the corpus, or a function returning a fresh iterator over it; it is read twice.
-        embedder: any object implementing :class:`vbert.embedders.base.Embedder`.
-        out_dir: dataset folder (resumed when it holds a build with the same parameters).
         window_tokens: window size in tokens; the embedder's content window when None.
         tree_depth: deepest level of the span tree (level k cuts the window into 2**k parts).
         min_span: shortest span taken, in tokens (>= 2: a one-token span is its own input).
         tokens_per_shard: rows per token-table shard.
-        options: shard size, batch size, dtype, seed, split rule (see :class:`CommonOptions`).
-        assignment: this process's rank; read from the environment when None.
+        embedder, out_dir, options, assignment: as for :func:`build_article_sequences`.
     """
     options = options or CommonOptions()
     corpus = _reusable(articles)
@@ -310,11 +307,7 @@ def build_atomic(
                     start, length = span[0], span[1]
                     text = window.span_text(start, length)
                     rows.append((article, split, index, span, token_rows[start : start + length], text))
-        target_lengths = [embedder.count_tokens(r[5]) for r in rows]
-        fitting = [i for i, n in enumerate(target_lengths) if n <= limit]
-        dropped = len(rows) - len(fitting)
-        rows = [rows[i] for i in fitting]
-        target_lengths = [target_lengths[i] for i in fitting]
+        rows, target_lengths, dropped = fitting_targets(embedder, rows, [r[5] for r in rows])
         targets = meter.embed([r[5] for r in rows], target_lengths)
         columns: dict[str, Any] = {
             **provenance_columns([r[0] for r in rows], [r[1] for r in rows]),
@@ -336,17 +329,15 @@ def build_atomic(
         }
         return split_outputs(columns, columns["split"], schema, piece.index), stats
 
-    def card(manifest: dict[str, Any]) -> str:
-        return dataset_card(
-            manifest,
-            "vbert atomic (512-to-1) pairs",
-            f"One row per span of a window of at most {window_tokens} tokens: prefixes and a depth-{tree_depth} "
-            "binary tree of sub-spans. Inputs are single-token vectors, stored as `token_rows` into the `tokens` "
-            "config (every distinct token embedded once, on its own); `target` is the span text's vector.\n\n"
-            "Token table columns: " + "; ".join(f"`{k}`: {v}" for k, v in TOKEN_COLUMNS.items()),
-            PAIR_COLUMNS,
-            {"tokens": "tokens/tokens-*.parquet"},
-        )
+    card = DatasetCard(
+        "vbert atomic (512-to-1) pairs",
+        f"One row per span of a window of at most {window_tokens} tokens: prefixes and a depth-{tree_depth} "
+        "binary tree of sub-spans. Inputs are single-token vectors, stored as `token_rows` into the `tokens` "
+        "config (every distinct token embedded once, on its own); `target` is the span text's vector.\n\n"
+        "Token table columns: " + "; ".join(f"`{k}`: {v}" for k, v in TOKEN_COLUMNS.items()),
+        PAIR_COLUMNS,
+        {"tokens": "tokens/tokens-*.parquet"},
+    )
 
     params = {
         "window_tokens": window_tokens,

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from vbert.cache import ChunkCache
 from vbert.data.article import Article
+from vbert.data.datasets.card import DatasetCard
 from vbert.data.datasets.columns import DTYPES
 from vbert.data.datasets.distributed import ShardAssignment, assignment_from_environment
 from vbert.data.datasets.embedding import EmbeddingMeter, embedder_record
@@ -247,7 +248,7 @@ def finalize(
     units: list[tuple[str, str]],
     header: dict[str, Any],
     corpus: dict[str, Any],
-    card: Callable[[dict[str, Any]], str],
+    card: DatasetCard,
 ) -> tuple[dict[str, Any] | None, list[str]]:
     """On rank 0, after every rank is done: verify all units and write the manifest.
 
@@ -278,7 +279,7 @@ def finalize(
     manifest["splits"] = _file_totals(records, data=True)
     manifest["tables"] = _file_totals(records, data=False)
     manifest["stats"] = _stat_totals(records)
-    store.write_manifest(manifest, card(manifest))
+    store.write_manifest(manifest, card.render(manifest))
     return manifest, []
 
 
@@ -370,7 +371,7 @@ def sharded_build(
     options: CommonOptions,
     assignment: ShardAssignment | None,
     make_slice: Callable[[ArticleSlice, EmbeddingMeter], tuple[list[OutputTable], dict[str, int]]],
-    card: Callable[[dict[str, Any]], str],
+    card: DatasetCard,
     leading_units: Callable[[EmbeddingMeter], list[tuple[str, str, UnitMaker]]] | None = None,
     slice_salt: str = "",
     manifest_extra: dict[str, Any] | None = None,

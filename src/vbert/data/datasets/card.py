@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
+
+
+@dataclass(frozen=True)
+class DatasetCard:
+    """What a dataset says about itself: a title, a summary, its columns' meanings, and extra
+    ``configs`` (name → file pattern) besides the default one of the splits."""
+
+    title: str
+    summary: str
+    columns: dict[str, str]
+    extra_configs: dict[str, str] = field(default_factory=dict)
+
+    def render(self, manifest: dict[str, Any]) -> str:
+        """The card's text for a finished ``manifest``."""
+        return dataset_card(manifest, self.title, self.summary, self.columns, self.extra_configs)
 
 
 def dataset_card(

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from vbert.cache import ChunkCache, text_key
 from vbert.data.errors import DatasetError
 from vbert.embedders.base import Embedder, describe_embedder
+
+Row = TypeVar("Row")
 
 
 def embedder_record(embedder: Embedder) -> dict[str, Any]:
@@ -103,3 +105,13 @@ class EmbeddingMeter:
                 stored[i] = vector
         self.reused += len(stored)
         return stored
+
+
+def fitting_targets(
+    embedder: Embedder, rows: list[Row], texts: Sequence[str]
+) -> tuple[list[Row], list[int], int]:
+    """The rows whose target text (``texts``, one per row) fits the embedder's content window, the
+    token counts of those texts, and how many rows were dropped for not fitting."""
+    counts = [embedder.count_tokens(text) for text in texts]
+    fitting = [i for i, n in enumerate(counts) if n <= embedder.content_window]
+    return [rows[i] for i in fitting], [counts[i] for i in fitting], len(rows) - len(fitting)

@@ -35,7 +35,7 @@ from vbert.data.datasets.build import (
     sharded_build,
     split_outputs,
 )
-from vbert.data.datasets.card import dataset_card
+from vbert.data.datasets.card import DatasetCard
 from vbert.data.datasets.columns import (
     PROVENANCE_DOCS,
     PROVENANCE_FIELDS,
@@ -46,7 +46,7 @@ from vbert.data.datasets.columns import (
     vector_type,
 )
 from vbert.data.datasets.distributed import ShardAssignment
-from vbert.data.datasets.embedding import EmbeddingMeter
+from vbert.data.datasets.embedding import EmbeddingMeter, fitting_targets
 from vbert.data.datasets.shards import OutputTable
 from vbert.embedders.base import Embedder
 
@@ -124,16 +124,12 @@ def build_n_to_one(
     """Build (or finish) the N-to-1 dataset in ``out_dir``; one row per (window, target) pair.
 
     Args:
-        articles: the corpus, streamed once, in a stable order.
-        embedder: any object implementing :class:`vbert.embedders.base.Embedder`.
-        out_dir: dataset folder (resumed when it holds a build with the same parameters).
         max_chunks: largest window, in chunks (10 for "10-to-1").
         chunk_tokens: content tokens per chunk.
         min_chunks: smallest window, in chunks (>= 1; 1 gives trivial one-chunk pairs).
         max_windows_per_article: cap on windows per article, drawn with the seed; 0 = no cap.
         windows: ``"tiled"`` (default) or ``"all"``, see the module doc.
-        options: shard size, batch size, dtype, seed, split rule (see :class:`CommonOptions`).
-        assignment: this process's rank; read from the environment when None.
+        articles, embedder, out_dir, options, assignment: as for :func:`build_article_sequences`.
     """
     options = options or CommonOptions()
     if windows not in WINDOW_MODES:
@@ -162,7 +158,6 @@ def build_n_to_one(
         pairs: list[
             tuple[Article, str, int, int, int, str]
         ] = []  # article, split, first chunk, start, size, text
-        dropped = 0
         for article, split in zip(piece.articles, piece.splits, strict=True):
             chunks, counts = chunk_article(embedder, article.text, chunk_tokens)
             rng = seeded_rng(options.seed, article.id)
@@ -174,11 +169,7 @@ def build_n_to_one(
             ):
                 text = "".join(chunks[start : start + size])
                 pairs.append((article, split, first, start, size, text))
-        target_lengths = [embedder.count_tokens(p[5]) for p in pairs]
-        fitting = [i for i, n in enumerate(target_lengths) if n <= window_limit]
-        dropped = len(pairs) - len(fitting)
-        pairs = [pairs[i] for i in fitting]
-        target_lengths = [target_lengths[i] for i in fitting]
+        pairs, target_lengths, dropped = fitting_targets(embedder, pairs, [p[5] for p in pairs])
         vectors = meter.embed(chunk_texts + [p[5] for p in pairs], chunk_lengths + target_lengths)
         chunk_vectors, targets = vectors[: len(chunk_texts)], vectors[len(chunk_texts) :]
         inputs = [
@@ -204,15 +195,12 @@ def build_n_to_one(
         }
         return split_outputs(columns, columns["split"], schema, piece.index), stats
 
-    def card(manifest: dict[str, Any]) -> str:
-        return dataset_card(
-            manifest,
-            f"vbert {max_chunks}-to-1 pairs",
-            f"One row per window of {min_chunks}..{max_chunks} consecutive chunks of at most {chunk_tokens} tokens: "
-            "`inputs` are the chunk vectors, `target` is the embedding of the window's text.",
-            PAIR_COLUMNS,
-            {},
-        )
+    card = DatasetCard(
+        f"vbert {max_chunks}-to-1 pairs",
+        f"One row per window of {min_chunks}..{max_chunks} consecutive chunks of at most {chunk_tokens} tokens: "
+        "`inputs` are the chunk vectors, `target` is the embedding of the window's text.",
+        PAIR_COLUMNS,
+    )
 
     params = {
         "chunk_tokens": chunk_tokens,

@@ -24,7 +24,7 @@ import json
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -117,13 +117,7 @@ class ShardFile:
     sha256: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "split": self.split,
-            "rows": self.rows,
-            "bytes": self.bytes,
-            "sha256": self.sha256,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)

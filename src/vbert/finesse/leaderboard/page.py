@@ -26,15 +26,23 @@ def json_for_html(data: Any) -> str:
     )
 
 
-def render_page(template: str, title: str, data: Any, scripts: Sequence[str]) -> str:
-    """Fill a page template from ``finesse/site/`` with its styles, scripts and JSON data inlined."""
+def render_page(
+    template: str, title: str, data: Any, scripts: Sequence[str], content_security_policy: str | None = None
+) -> str:
+    """A page: the shell ``finesse/site/page.html`` around the body ``template`` from the same folder,
+    with styles, scripts and JSON data inlined, and the policy as a ``<meta>`` tag when given."""
     code = []
     for name in scripts:
         text = asset(name)
         if "</script" in text.lower():
             raise LeaderboardError(f"site asset {name} contains '</script' and cannot be inlined")
         code.append(f"/* ---- {name} ---- */\n{text}")
-    page = asset(template)
+    head = (
+        ""
+        if content_security_policy is None
+        else (f'<meta http-equiv="Content-Security-Policy" content="{content_security_policy}">\n')
+    )
+    page = asset("page.html").replace("@@HEAD@@", head).replace("@@BODY@@", asset(template))
     replacements = {
         "@@TITLE@@": escape(title),
         "@@STYLE@@": asset("uPlot.min.css") + "\n" + asset("style.css"),

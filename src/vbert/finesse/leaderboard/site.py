@@ -28,6 +28,10 @@ from vbert.finesse.raw import RawOutputError, RawRun, find_runs
 from vbert.finesse.storage import reading_results
 
 _ANATOMY_FILE = re.compile(r"^m\d+\.js$")
+#: The static site runs only its own inlined scripts and styles (and its anatomy files), and loads nothing else.
+PAGE_POLICY = (
+    "default-src 'none'; script-src 'self' file: 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:"
+)
 
 
 @dataclass
@@ -185,7 +189,7 @@ def build_site(
         "srs": others,  # results of unranked metrics (SRS), listed below it
         "warnings": warnings,
     }
-    page = render_page("leaderboard.html", title, data, (*SITE_ASSETS, "leaderboard.js"))
+    page = render_page("leaderboard.html", title, data, (*SITE_ASSETS, "leaderboard.js"), PAGE_POLICY)
     index = out_dir / "index.html"
     atomic_write_text(index, page)
     atomic_write_text(

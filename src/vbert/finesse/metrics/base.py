@@ -67,15 +67,24 @@ class LengthScore:
     pooled: dict[str, Any]
 
 
+def _no_progress() -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class GenerationSettings:
-    """What generating one length needs from the config, besides the models and the texts."""
+    """What generating one length needs besides the models and the texts: the length, the run's
+    settings (``truncate``: native texts over the window are cut to it), and ``on_sample``,
+    called once per finished sample (it moves the progress bar)."""
 
+    length: int
     chunk_space: str
     group_amount: int
     batch_size: int
     merge_batch_size: int
     warmup: int
+    truncate: bool = False
+    on_sample: Callable[[], Any] = _no_progress
 
 
 class FinesseMetric(ABC):
@@ -97,11 +106,8 @@ class FinesseMetric(ABC):
     @classmethod
     def metadata(cls) -> dict[str, Any]:
         return {
-            "name": cls.name,
-            "title": cls.title,
-            "description": cls.description,
-            "main_score": cls.main_score,
-            "score_scale": cls.score_scale,
+            field: getattr(cls, field)
+            for field in ("name", "title", "description", "main_score", "score_scale")
         }
 
     # -- probes -------------------------------------------------------------------------------
@@ -116,12 +122,7 @@ class FinesseMetric(ABC):
     # -- generation ---------------------------------------------------------------------------
     @abstractmethod
     def generate_merger(
-        self,
-        merger: Merger,
-        stored: dict[str, np.ndarray],
-        length: int,
-        settings: GenerationSettings,
-        on_sample: Callable[[], Any],
+        self, merger: Merger, stored: dict[str, np.ndarray], settings: GenerationSettings
     ) -> dict[str, np.ndarray]:
         """Raw arrays of one length in merger mode, from the shared chunk store's arrays
         (``embeddings`` (S, n, d), ``n_tokens`` (S, n), ``embed_ms`` (S,))."""
@@ -129,20 +130,14 @@ class FinesseMetric(ABC):
 
     @abstractmethod
     def native_overflow(
-        self, embedder: Embedder, texts: Sequence[Sequence[str]], length: int, group_amount: int
+        self, embedder: Embedder, texts: Sequence[Sequence[str]], settings: GenerationSettings
     ) -> tuple[int, int]:
         """(samples whose texts exceed the embedder's window, longest token count) for one length."""
         ...
 
     @abstractmethod
     def generate_native(
-        self,
-        embedder: Embedder,
-        texts: Sequence[Sequence[str]],
-        length: int,
-        settings: GenerationSettings,
-        truncate: bool,
-        on_sample: Callable[[], Any],
+        self, embedder: Embedder, texts: Sequence[Sequence[str]], settings: GenerationSettings
     ) -> dict[str, np.ndarray]:
         """Raw arrays of one length in native mode (the embedder on joined chunk texts)."""
         ...

@@ -29,17 +29,8 @@ import numpy as np
 from vbert.embedders.base import Embedder
 from vbert.finesse.batching import single_merges, truncate_to_window
 from vbert.finesse.environment import timed
-from vbert.finesse.metrics.base import (
-    FORMULAS,
-    METRICS,
-    Column,
-    FinesseMetric,
-    GenerationSettings,
-    LengthScore,
-    quartile_gap,
-    rounded,
-    rounded_list,
-)
+from vbert.finesse.metrics import METRICS, Column, FinesseMetric, GenerationSettings, LengthScore
+from vbert.finesse.metrics.base import FORMULAS, quartile_gap, rounded, rounded_list
 from vbert.mergers import Merger, prefix_merges
 
 SCORE_VERSIONS: tuple[str, ...] = ("balanced", "sum")
@@ -222,12 +213,7 @@ class RSS(FinesseMetric):
     ranked = True
 
     def generate_merger(
-        self,
-        merger: Merger,
-        stored: dict[str, np.ndarray],
-        length: int,
-        settings: GenerationSettings,
-        on_sample: Callable[[], Any],
+        self, merger: Merger, stored: dict[str, np.ndarray], settings: GenerationSettings
     ) -> dict[str, np.ndarray]:
         """Chunks (S, L, d), syntheses s_i = merge(c_0..c_i) (S, L, d) and latencies (S,)."""
         embeddings, n_tokens = stored["embeddings"], stored["n_tokens"]
@@ -241,7 +227,7 @@ class RSS(FinesseMetric):
             synths.append(prefix_merges(merger, vectors, weights))
             in_base_space = settings.chunk_space == "base"
             chunks.append(vectors if in_base_space else single_merges(merger, vectors, weights))
-            on_sample()
+            settings.on_sample()
         merge = np.asarray(merge_ms, dtype=np.float64)
         return {
             "chunks": np.stack(chunks).astype(np.float32),
@@ -251,19 +237,13 @@ class RSS(FinesseMetric):
         }
 
     def native_overflow(
-        self, embedder: Embedder, texts: Sequence[Sequence[str]], length: int, group_amount: int
+        self, embedder: Embedder, texts: Sequence[Sequence[str]], settings: GenerationSettings
     ) -> tuple[int, int]:
         counts = [embedder.count_tokens(" ".join(sample)) for sample in texts]
         return sum(c > embedder.content_window for c in counts), max(counts)
 
     def generate_native(
-        self,
-        embedder: Embedder,
-        texts: Sequence[Sequence[str]],
-        length: int,
-        settings: GenerationSettings,
-        truncate: bool,
-        on_sample: Callable[[], Any],
+        self, embedder: Embedder, texts: Sequence[Sequence[str]], settings: GenerationSettings
     ) -> dict[str, np.ndarray]:
         """Chunks embedded alone, syntheses = the joined prefix texts embedded, latency of the full text."""
         batch = settings.batch_size
@@ -272,13 +252,13 @@ class RSS(FinesseMetric):
         chunks, synths, latency = [], [], []
         for sample in texts:
             prefixes = [" ".join(sample[: i + 1]) for i in range(len(sample))]
-            if truncate:
+            if settings.truncate:
                 prefixes, _ = truncate_to_window(embedder, prefixes)
             chunks.append(np.asarray(embedder.encode(list(sample), batch_size=batch), dtype=np.float32))
             synths.append(np.asarray(embedder.encode(prefixes, batch_size=batch), dtype=np.float32))
             _, ms = timed(lambda text=prefixes[-1]: embedder.encode([text], batch_size=1))
             latency.append(ms)
-            on_sample()
+            settings.on_sample()
         ms_array = np.asarray(latency, dtype=np.float64)
         return {
             "chunks": np.stack(chunks),

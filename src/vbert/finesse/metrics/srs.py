@@ -25,16 +25,8 @@ import numpy as np
 
 from vbert.embedders.base import Embedder
 from vbert.finesse.batching import merge_gathered, truncate_to_window, unit
-from vbert.finesse.metrics.base import (
-    METRICS,
-    Column,
-    FinesseMetric,
-    GenerationSettings,
-    LengthScore,
-    quartile_gap,
-    rounded,
-    rounded_list,
-)
+from vbert.finesse.metrics import METRICS, Column, FinesseMetric, GenerationSettings, LengthScore
+from vbert.finesse.metrics.base import quartile_gap, rounded, rounded_list
 from vbert.mergers import Merger, prefix_merges
 
 SRS_SCALE = 1000.0
@@ -77,20 +69,17 @@ def native_texts(texts: Sequence[str], length: int, group_amount: int) -> tuple[
 
 
 def _collect(
-    samples: Iterable[tuple[np.ndarray, np.ndarray]],
-    length: int,
-    group_amount: int,
-    on_sample: Callable[[], Any],
+    samples: Iterable[tuple[np.ndarray, np.ndarray]], settings: GenerationSettings
 ) -> dict[str, np.ndarray]:
     """The raw arrays of one length from each sample's (probe vectors (p, d), crafted vectors (K·2·G, d))."""
-    keys = arrangements(length)
+    keys = arrangements(settings.length)
     probes, pos_cos, neg_cos = [], [], []
     for probe_vectors, crafted in samples:
-        cos = _cosines(probe_vectors, crafted, keys, group_amount)
+        cos = _cosines(probe_vectors, crafted, keys, settings.group_amount)
         probes.append(probe_vectors)
         pos_cos.append(cos[:, 0])
         neg_cos.append(cos[:, 1])
-        on_sample()
+        settings.on_sample()
     return {
         "probe": np.stack(probes).astype(np.float32),
         "pos_cos": np.stack(pos_cos).astype(np.float64),
@@ -150,14 +139,10 @@ class SRS(FinesseMetric):
         return {"group_amount": group_amount}
 
     def generate_merger(
-        self,
-        merger: Merger,
-        stored: dict[str, np.ndarray],
-        length: int,
-        settings: GenerationSettings,
-        on_sample: Callable[[], Any],
+        self, merger: Merger, stored: dict[str, np.ndarray], settings: GenerationSettings
     ) -> dict[str, np.ndarray]:
         """Probe merges P_p and the crafted sequences merged, from base embeddings (S, n_chunks, d)."""
+        length = settings.length
         index = crafted_index(length, settings.group_amount)
 
         def vectors(vecs: np.ndarray, ntok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -165,34 +150,28 @@ class SRS(FinesseMetric):
             return probe_vectors, merge_gathered(merger, vecs, index, ntok, settings.merge_batch_size)
 
         pairs = zip(stored["embeddings"], stored["n_tokens"], strict=True)
-        return _collect((vectors(*pair) for pair in pairs), length, settings.group_amount, on_sample)
+        return _collect((vectors(*pair) for pair in pairs), settings)
 
     def native_overflow(
-        self, embedder: Embedder, texts: Sequence[Sequence[str]], length: int, group_amount: int
+        self, embedder: Embedder, texts: Sequence[Sequence[str]], settings: GenerationSettings
     ) -> tuple[int, int]:
         """(samples with a crafted text over the window, longest token count) for one length."""
         over, longest = 0, 0
         for sample in texts:
-            probe_texts, crafted = native_texts(sample, length, group_amount)
+            probe_texts, crafted = native_texts(sample, settings.length, settings.group_amount)
             counts = [embedder.count_tokens(t) for t in (*probe_texts, *crafted)]
             longest = max(longest, *counts)
             over += max(counts) > embedder.content_window
         return over, longest
 
     def generate_native(
-        self,
-        embedder: Embedder,
-        texts: Sequence[Sequence[str]],
-        length: int,
-        settings: GenerationSettings,
-        truncate: bool,
-        on_sample: Callable[[], Any],
+        self, embedder: Embedder, texts: Sequence[Sequence[str]], settings: GenerationSettings
     ) -> dict[str, np.ndarray]:
         """Probe texts and crafted texts joined by one space, embedded by the embedder."""
 
         def vectors(sample: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-            probe_texts, crafted_texts = native_texts(sample, length, settings.group_amount)
-            if truncate:
+            probe_texts, crafted_texts = native_texts(sample, settings.length, settings.group_amount)
+            if settings.truncate:
                 probe_texts, _ = truncate_to_window(embedder, probe_texts)
                 crafted_texts, _ = truncate_to_window(embedder, crafted_texts)
             probe_vectors, crafted = (
@@ -201,7 +180,7 @@ class SRS(FinesseMetric):
             )
             return probe_vectors, crafted
 
-        return _collect((vectors(sample) for sample in texts), length, settings.group_amount, on_sample)
+        return _collect((vectors(sample) for sample in texts), settings)
 
     def score_length(self, arrays: dict[str, np.ndarray], formula: str, score_version: str) -> LengthScore:
         """Per-sample (p, position) SRS scores of one length and their means."""
