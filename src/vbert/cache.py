@@ -64,16 +64,6 @@ def text_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def open_cache(cache: ChunkCache | str | Path | bool | None = None) -> ChunkCache | None:
-    """What a ``cache=`` argument names: a :class:`ChunkCache` as is, a path opened, ``None`` or
-    ``True`` the default file (:func:`default_cache_path`), ``False`` no cache (``None`` returned)."""
-    if cache is False:
-        return None
-    if isinstance(cache, ChunkCache):
-        return cache
-    return ChunkCache(None if cache in (None, True) else cache)
-
-
 def _checksum(blob: bytes) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 

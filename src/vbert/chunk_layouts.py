@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -45,6 +46,16 @@ class EmbeddedDocuments:
         return [
             np.stack([self.vectors[k] for k in layout.keys]).astype(np.float32) for layout in self.layouts
         ]
+
+
+def open_cache(cache: ChunkCache | str | Path | bool | None = None) -> ChunkCache | None:
+    """What a ``cache=`` argument names: a :class:`ChunkCache` as is, a path opened, ``None`` or
+    ``True`` the default file (:func:`default_cache_path`), ``False`` no cache (``None`` returned)."""
+    if cache is False:
+        return None
+    if isinstance(cache, ChunkCache):
+        return cache
+    return ChunkCache(None if cache in (None, True) else cache)
 
 
 def span_texts(text: str, layout: DocumentChunks) -> list[str] | None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from vbert.cache import ChunkCache, DocumentChunks, open_cache, text_key
-from vbert.chunk_layouts import embed_chunk_texts, embed_documents
+from vbert.cache import ChunkCache, DocumentChunks, text_key
+from vbert.chunk_layouts import embed_chunk_texts, embed_documents, open_cache
 from vbert.embedders.base import Embedder
 from vbert.errors import ConfigError, DataError
 from vbert.mergers import Merger, merge_sequences

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
-from vbert.cache import open_cache, text_key
-from vbert.chunk_layouts import embed_chunk_texts
+from vbert.cache import text_key
+from vbert.chunk_layouts import embed_chunk_texts, open_cache
 from vbert.data.article import Article
 from vbert.embedders.base import Embedder
 from vbert.evaluation.metrics import bootstrap_ci, ndcg_at, ranks_of_targets, recall_at

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-from vbert.cache import open_cache
+from vbert.chunk_layouts import open_cache
 from vbert.data.article import Article
 from vbert.embedders.base import Embedder
 from vbert.evaluation.deep_retrieval import DEEP_TASKS, DeepPlan, format_deep_markdown, run_deep_retrieval
