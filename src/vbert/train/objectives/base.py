@@ -51,7 +51,7 @@ class Objective(nn.Module):
     """
 
     Options: ClassVar[type[ObjectiveOptions]] = ObjectiveOptions
-    data_kind: ClassVar[DatasetKind] = "sequences"
+    data_kind: ClassVar[DatasetKind | str] = "sequences"  # another kind: override open_data and collate
 
     def __init__(self, merger: SequenceMergerModel, options: ObjectiveOptions, extras: Any = None) -> None:
         super().__init__()
@@ -96,6 +96,7 @@ OBJECTIVES: Registry[type[Objective]] = Registry(
         "vbert.train.objectives.vbert",
         "vbert.train.objectives.distill",
         "vbert.train.objectives.membership",
+        "vbert.train.objectives.query_document",
     ),
 )
 """Every objective a recipe stage can name; a ``package.module:Class`` spec works too."""
