@@ -127,3 +127,30 @@ def test_a_second_build_reuses_the_stores_vectors(tmp_path, text_folder):
     assert "embedding 0 texts" in second.output and "reused from the store" in second.output
     unstored = invoke("articles", "--out", str(tmp_path / "c"), *corpus, "--no-store")
     assert "from the store" not in unstored.output and "embedding 0 texts" not in unstored.output
+
+
+def test_query_documents_build_leaves_excluded_ids_out_and_reuses_the_store(tmp_path):
+    from tests.data.test_query_documents import topic_documents
+    from vbert.data.query_documents import read_query_documents
+
+    rows = [{"id": a.id, "lang": a.lang, "text": a.text} for a in topic_documents(4, lines=60)]
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    (tmp_path / "exclude.txt").write_text("# distractors\ndoc2-en\n", encoding="utf-8")
+    common = [
+        "query-documents", "--corpus", "files", "--corpus-dir", str(corpus), "--embedder", "toy",
+        "--split", "all", "--min-tokens", "100", "--exclude", str(tmp_path / "exclude.txt"), "--dtype", "float32",
+    ]  # fmt: skip
+    first = invoke(*common, "--out", str(tmp_path / "qd"))
+    assert first.exit_code == 0, first.output
+    assert "7 documents" in first.output and "1 excluded documents left out" in first.output
+    stored = read_query_documents(tmp_path / "qd")
+    assert len(stored.ids) == 7 and "doc2-en" not in stored.ids and stored.documents[0].shape[1] == 384
+    assert stored.sidecar["embedder"]["dim"] == 384 and stored.sidecar["exclude"]["ids"] == 1
+    assert sum(len(q) for q in stored.queries) == stored.sidecar["queries"] > 0
+    again = invoke(*common, "--out", str(tmp_path / "again.parquet"))
+    assert "embedded 0 chunks and 0 queries" in again.output, again.output
+    missing = runner.invoke(
+        app, [*common[:-4], "--exclude", str(tmp_path / "nope.txt"), "--out", str(tmp_path / "x")]
+    )
+    assert missing.exit_code != 0 and "nope.txt" in missing.output

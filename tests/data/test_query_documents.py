@@ -112,3 +112,19 @@ def test_a_damaged_file_is_detected(tmp_path, embedder):
     (tmp_path / "bare.parquet").write_bytes(b"")
     with pytest.raises(DataError, match="sidecar"):
         read_query_documents(tmp_path / "bare.parquet")
+
+
+def test_evaluation_distractors_are_train_documents_the_build_can_leave_out(embedder):
+    from vbert.data.query_documents import evaluation_distractors
+    from vbert.data.splits import filter_split
+    from vbert.evaluation.deep_retrieval import DeepPlan
+
+    articles = topic_documents(30)
+    plan = DeepPlan(langs=("en", "de"), min_tokens=50, distractors=3, distractor_min_tokens=50)
+    distractors = evaluation_distractors(articles, embedder, plan)
+    train_ids = {a.id for a in filter_split(articles, "train")}
+    assert 3 <= len(distractors) <= 6 and distractors <= train_ids
+    wider = evaluation_distractors(articles, embedder, DeepPlan(**{**plan.__dict__, "distractors": 5}))
+    assert distractors < wider  # a larger count only adds documents
+    build = build_query_documents(filter_split(articles, "train"), embedder, None, PLAN, exclude=distractors)
+    assert build.excluded == len(distractors) and not distractors & {r.id for r in build.rows}

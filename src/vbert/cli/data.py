@@ -1,4 +1,4 @@
-"""``vbert data``: build the training datasets (article sequences, N-to-1, atomic) and check them.
+"""``vbert data``: build the training datasets (article sequences, N-to-1, atomic, query-documents) and check them.
 
 A thin face over :mod:`vbert.data.datasets`; mount with ``app.add_typer(data.app, name="data")``.
 Every build resumes where it stopped when run again, and runs unchanged under ``torchrun`` or
@@ -304,6 +304,106 @@ def n_to_one(
                 options=options,
             )
         )
+
+
+@app.command("query-documents")
+@option_groups
+def query_documents(
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="Parquet file to write (or a folder for query-documents.parquet)."),
+    ],
+    *,
+    source: Source,
+    split: Annotated[str, typer.Option(help="Split the documents come from ('all': every split).")] = "train",
+    split_seed: Annotated[int, typer.Option(help="Seed of the document split (as `vbert evaluate`).")] = 0,
+    exclude: Annotated[
+        Path | None, typer.Option(help="File of document ids never to take, one per line ('#' comments).")
+    ] = None,
+    exclude_distractors_of: Annotated[
+        str | None,
+        typer.Option(
+            help="Also leave out the distractors of `vbert evaluate retrieval --size SIZE`'s deep tasks."
+        ),
+    ] = None,
+    min_tokens: Annotated[int, typer.Option(min=0, help="Shortest document in tokens.")] = 512,
+    max_tokens: Annotated[int, typer.Option(min=1, help="Longest document in tokens.")] = 8000,
+    max_documents: Annotated[
+        int | None, typer.Option(min=2, help="Take at most this many documents.")
+    ] = None,
+    queries_per_document: Annotated[int, typer.Option(min=1, help="Deep paragraphs asked per document.")] = 4,
+    cross_lingual: Annotated[
+        bool, typer.Option(help="Also ask each document with paragraphs of its translation (pivot language).")
+    ] = True,
+    seed: SeedOpt = 0,
+    batch_size: BatchOpt = 64,
+    dtype: DtypeOpt = "float16",
+    store: StoreOpt = None,
+    no_store: NoStoreOpt = False,
+) -> None:
+    """Long documents with the vectors of their deep paragraphs as queries (query-document training data).
+
+    Chunk vectors come from the chunk-vector store when it has them (as `vbert evaluate` stored them);
+    queries are chosen as the deep-paragraph evaluation chooses its own. Languages: --langs, else all.
+    """
+    from vbert.cache import ChunkCache
+    from vbert.data.query_documents import (
+        QueryDocumentPlan,
+        build_query_documents,
+        evaluation_distractors,
+        write_query_documents,
+    )
+    from vbert.data.splits import filter_split
+
+    path = out if out.suffix == ".parquet" else out / "query-documents.parquet"
+    with reported(FileNotFoundError, NotADirectoryError, ValueError):
+        excluded: set[str] = set()
+        if exclude is not None:
+            lines = exclude.read_text(encoding="utf-8").splitlines()
+            excluded = {line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")}
+        open_corpus, description = _corpus_factory(source)
+        everything = list(open_corpus())
+        embedder = _load_embedder(source.embedder, source.device)
+        if exclude_distractors_of is not None:
+            from vbert.evaluation.suite import deep_plan_for
+
+            distractors = evaluation_distractors(
+                everything, embedder, deep_plan_for(exclude_distractors_of, seed), split_seed=split_seed
+            )
+            excluded |= distractors
+        articles = everything if split == "all" else list(filter_split(everything, split, seed=split_seed))
+        langs = _listed(source.langs) or sorted({a.lang for a in articles})
+        plan = QueryDocumentPlan(
+            langs=tuple(langs),
+            min_tokens=min_tokens,
+            max_tokens=max_tokens,
+            max_documents=max_documents,
+            queries_per_document=queries_per_document,
+            cross_lingual=cross_lingual,
+            seed=seed,
+        )
+        vectors = None if no_store else ChunkCache(store)
+        build = build_query_documents(articles, embedder, vectors, plan, excluded, batch_size)
+        sidecar = write_query_documents(
+            build.rows,
+            path,
+            plan,
+            excluded,
+            dtype,
+            embedder={"name": embedder.name, "fingerprint": embedder.fingerprint, "dim": int(embedder.dim)},
+            corpus=description,
+            split=split,
+            split_seed=split_seed,
+            excluded_distractors_of=exclude_distractors_of,
+            left_out=build.excluded,
+            chunks_embedded=build.chunks_embedded,
+            queries_embedded=build.queries_embedded,
+        )
+    typer.echo(
+        f"{sidecar['rows']} documents, {sidecar['queries']} queries {sidecar['queries_by_task']}, "
+        f"{build.excluded} excluded documents left out; embedded {build.chunks_embedded} chunks and "
+        f"{build.queries_embedded} queries (the rest from the store); wrote {path} (sha256 {sidecar['sha256'][:16]})"
+    )
 
 
 @app.command()
