@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from vbert.train.objectives.query_document import (
     QueryDocumentOptions,
     query_document_loss,
 )
+from vbert.train.recipe import load_recipe
 
 
 def _items(documents, queries, langs):
@@ -99,6 +101,14 @@ def test_the_loss_falls_on_a_toy_problem():
     first, last = np.mean(losses[:5], axis=0), np.mean(losses[-5:], axis=0)
     assert last[0] < 0.8 * first[0] and last[1] < first[1]
     assert torch.isfinite(out["loss"]) and 0.0 <= out["query_acc"].item() <= 1.0
+
+
+def test_the_shipped_recipe_has_the_experiments_settings():
+    recipe = load_recipe(Path(__file__).resolve().parents[3] / "recipes" / "retrieval-finetune.yaml")
+    (stage,) = recipe.stages
+    assert stage.objective == "query-document" and stage.lr == 1e-5
+    assert stage.options == QueryDocumentOptions(temperature=0.05, chunk_weight=1.0, anchor_weight=100.0)
+    assert (recipe.model.num_layers, recipe.model.d_model, recipe.model.residual_to_mean) == (2, 384, True)
 
 
 RECIPE = """
