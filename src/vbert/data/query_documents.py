@@ -179,7 +179,7 @@ def build_query_documents(
     for name, qs in query_sets.items():
         for text, target, record in zip(qs.texts, qs.targets, qs.records, strict=True):
             asked[target].append((text_key(text), name, record["source"]))
-    dim = int(next(iter(vectors.values())).shape[0])
+    dim = int(embedder.dim)
     rows = []
     for article, doc_chunks, doc_queries in zip(corpus.articles, chunks, asked, strict=True):
         if not doc_chunks:

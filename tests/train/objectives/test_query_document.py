@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from tests.data.test_query_documents import PLAN, topic_documents
 from vbert.cli.train import app
 from vbert.data.query_documents import build_query_documents, write_query_documents
+from vbert.errors import ConfigError
 from vbert.model import SequenceMergerModel
 from vbert.testing import WordHashEmbedder
 from vbert.testing.tiny_models import tiny_merger
@@ -142,5 +143,7 @@ def test_vbert_train_runs_a_recipe_on_a_built_dataset(tmp_path):
         assert all(math.isfinite(row[k]) for k in ("loss", "query", "query_acc", "chunk", "anchor_cos"))
     merger = SequenceMergerModel.from_pretrained(output / "model")
     assert merger.config.d_model == 16
+    with pytest.raises(ConfigError, match="no splits"):
+        QueryDocumentObjective.open_data(str(data), "validation")
     card = (output / "model" / "README.md").read_text()
     assert "query-document" in card and str(data) in card

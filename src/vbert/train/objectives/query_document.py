@@ -89,6 +89,11 @@ class QueryDocumentObjective(Objective):
 
     @classmethod
     def open_data(cls, spec: str, split: str) -> QueryDocumentDataset:
+        if split != "train":
+            raise ConfigError(
+                f"a query-document file has no splits (asked for {split!r}): build one file per split "
+                "with `vbert data query-documents --split ...` and point the stage's data at it"
+            )
         return QueryDocumentDataset(spec)
 
     @classmethod
