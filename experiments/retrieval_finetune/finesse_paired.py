@@ -1,0 +1,53 @@
+"""Paired Δ vs mean pooling of Finesse scores per length band (samples are the same probes for all).
+
+Reads ``results/<competitor>/results.json`` of one or more Finesse runs and bootstraps the per-sample
+score differences (:func:`vbert.evaluation.paired.paired_report`, one cluster per sample).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from vbert.evaluation.paired import paired_report
+from vbert.files import atomic_write_json
+
+BANDS = ((4, 8), (9, 16), (60, 64))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="Finesse output folders (with results/)")
+    parser.add_argument("--output", type=Path, required=True)
+    args = parser.parse_args()
+    scores: dict[str, dict[int, list[float]]] = {}
+    for run in args.runs:
+        for path in sorted((run / "results").glob("*/results.json")):
+            result = json.loads(path.read_text())
+            for length, entry in result["lengths"].items():
+                scores.setdefault(path.parent.name, {})[int(length)] = entry["scores"]
+    report = {"runs": [str(r) for r in args.runs], "bands": {}}
+    for low, high in BANDS:
+        lengths = [n for n in sorted(scores["mean"]) if low <= n <= high]
+        if not lengths:
+            continue
+        per_sample = {
+            name: np.concatenate([by_length[n] for n in lengths]) for name, by_length in scores.items()
+        }
+        clusters = np.arange(len(per_sample["mean"]))
+        stats = paired_report(per_sample, clusters, "mean")
+        report["bands"][f"{low}-{high}"] = {"samples": len(clusters), "methods": stats}
+        for name, entry in stats.items():
+            delta = entry.get("delta_vs_mean")
+            text = f"L {low}-{high} ({len(clusters)} samples) {name:16} {entry['score']['mean']:7.2f}"
+            if delta:
+                text += f"  Δ {delta['mean']:+6.2f} [{delta['ci_low']:+6.2f}, {delta['ci_high']:+6.2f}]"
+            print(text)
+    atomic_write_json(args.output, report)
+
+
+if __name__ == "__main__":
+    main()
