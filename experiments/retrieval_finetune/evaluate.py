@@ -9,17 +9,16 @@ of every Δ vs mean pooling, and the share of the mean -> max-sim gap recovered
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from train import DATA, TASKS, AttentionPool, Part, merge  # noqa: E402  (a script beside this one)
 
 from vbert.evaluation.deep_retrieval import METRICS, per_query_metrics, ranks_among_candidates
 from vbert.evaluation.paired import paired_report
 from vbert.files import atomic_write_json
-from train import DATA, TASKS, AttentionPool, Part, merge  # noqa: E402  (a script beside this one)
 
 
 def load_checkpoint(folder: Path) -> torch.nn.Module:
@@ -63,7 +62,9 @@ def main() -> None:
         scores = {name: (q @ v.T).numpy() for name, v in vectors.items()}
         sims = torch.einsum("qd,nld->qnl", q, chunks).masked_fill(~part.mask[None], -2.0)
         scores["max-sim"] = sims.amax(-1).numpy()
-        metrics = {n: per_query_metrics(ranks_among_candidates(s, targets, candidates)) for n, s in scores.items()}
+        metrics = {
+            n: per_query_metrics(ranks_among_candidates(s, targets, candidates)) for n, s in scores.items()
+        }
         clusters = data["query_clusters"][rows]
         report["tasks"][task] = {
             "queries": len(rows),

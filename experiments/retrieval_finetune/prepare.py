@@ -53,12 +53,14 @@ def save(path: Path, corpus: DeepCorpus, queries: dict, embedder, store: ChunkCa
         "query_task": np.array(q_task),
         "query_clusters": np.array(q_cluster),
     }
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    print(f"{path.name}: {len(corpus.articles)} documents ({int(sum(corpus.heldout))} held out), "
-          f"{len(arrays['chunks'])} chunks, {len(arrays['queries'])} queries, sha256 {digest[:16]}", flush=True)
+    print(
+        f"{path.name}: {len(corpus.articles)} documents ({int(sum(corpus.heldout))} held out), "
+        f"{len(arrays['chunks'])} chunks, {len(arrays['queries'])} queries, sha256 {digest[:16]}",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -76,17 +78,27 @@ def main() -> None:
     distractor_ids: set[str] = set()
     for split in ("validation", "test"):
         corpus = select_corpus(filter_split(articles, split), train, embedder, plan)
-        distractor_ids |= {a.id for a, held in zip(corpus.articles, corpus.heldout) if not held}
+        distractor_ids |= {a.id for a, held in zip(corpus.articles, corpus.heldout, strict=True) if not held}
         if split in args.parts:
             save(args.out / f"{split}.npz", corpus, build_queries(corpus, embedder, plan), embedder, store)
     if "train" in args.parts:
         # the distractors' own seeded order, continued past them: never a validation/test distractor
         wide = select_corpus(
-            filter_split(articles, "validation"), train, embedder,
+            filter_split(articles, "validation"),
+            train,
+            embedder,
             deep_plan_for("small", distractors=len(distractor_ids) + args.train_documents),
         )
-        picked = [a for a, held in zip(wide.articles, wide.heldout) if not held and a.id not in distractor_ids]
-        tokens = [t for a, t, held in zip(wide.articles, wide.tokens, wide.heldout) if not held and a.id not in distractor_ids]
+        picked = [
+            a
+            for a, held in zip(wide.articles, wide.heldout, strict=True)
+            if not held and a.id not in distractor_ids
+        ]
+        tokens = [
+            t
+            for a, t, held in zip(wide.articles, wide.tokens, wide.heldout, strict=True)
+            if not held and a.id not in distractor_ids
+        ]
         corpus = DeepCorpus(picked, [True] * len(picked), tokens)
         save(args.out / "train.npz", corpus, build_queries(corpus, embedder, plan), embedder, store)
 

@@ -70,14 +70,28 @@ class Part:
 
     def select(self, rows: torch.Tensor) -> Part:
         """The documents ``rows`` (queries are left as they are: only ``inputs``/``mask`` are used)."""
-        return Part(self.inputs[rows], self.mask[rows], self.doc_langs[rows.numpy()], self.queries,
-                    self.targets, self.candidates, self.task)
+        return Part(
+            self.inputs[rows],
+            self.mask[rows],
+            self.doc_langs[rows.numpy()],
+            self.queries,
+            self.targets,
+            self.candidates,
+            self.task,
+        )
 
     def first(self, n: int) -> Part:
         """The first ``n`` documents and the queries that target them."""
         keep = self.targets < n
-        return Part(self.inputs[:n], self.mask[:n], self.doc_langs[:n], self.queries[keep],
-                    self.targets[keep], self.candidates[keep][:, :n], self.task[keep.numpy()])
+        return Part(
+            self.inputs[:n],
+            self.mask[:n],
+            self.doc_langs[:n],
+            self.queries[keep],
+            self.targets[keep],
+            self.candidates[keep][:, :n],
+            self.task[keep.numpy()],
+        )
 
     def mean(self) -> torch.Tensor:
         m = self.mask[..., None].float()
@@ -113,7 +127,9 @@ class AttentionPool(torch.nn.Module):
     def forward(self, inputs: torch.Tensor, attention_mask: torch.Tensor):
         n = attention_mask.sum(1, keepdim=True).float()  # (B, 1)
         place = torch.arange(inputs.shape[1], dtype=torch.float32)[None, :] / n.clamp(min=1)  # (B, L)
-        features = torch.cat([inputs, place[..., None], torch.log(n)[..., None].expand(-1, inputs.shape[1], 1)], -1)
+        features = torch.cat(
+            [inputs, place[..., None], torch.log(n)[..., None].expand(-1, inputs.shape[1], 1)], -1
+        )
         scores = self.score(features).squeeze(-1).masked_fill(~attention_mask, float("-inf"))  # (B, L)
         pooled = (scores.softmax(-1)[..., None] * inputs).sum(1)  # (B, d)
         return type("Output", (), {"pooler_output": pooled})()
@@ -135,7 +151,9 @@ def build_model(init: str, seed: int) -> torch.nn.Module:
     return SequenceMergerModel(config)
 
 
-def in_batch_nce(queries: torch.Tensor, docs: torch.Tensor, targets: torch.Tensor, allowed: torch.Tensor, tau: float):
+def in_batch_nce(
+    queries: torch.Tensor, docs: torch.Tensor, targets: torch.Tensor, allowed: torch.Tensor, tau: float
+):
     logits = (queries @ docs.T / tau).masked_fill(~allowed, float("-inf"))
     return F.cross_entropy(logits, targets)
 
@@ -178,7 +196,9 @@ def train(args: argparse.Namespace) -> dict:
         docs = merge(model, train_part.select(batch_docs))  # (B, d), with gradients
         position = torch.full((len(lengths),), -1, dtype=torch.long)
         position[batch_docs] = torch.arange(len(batch_docs))
-        asked = (position[train_part.targets] >= 0).nonzero().squeeze(1)  # queries whose document is in the batch
+        asked = (
+            (position[train_part.targets] >= 0).nonzero().squeeze(1)
+        )  # queries whose document is in the batch
         loss = in_batch_nce(
             train_part.queries[asked],
             docs,
@@ -188,7 +208,9 @@ def train(args: argparse.Namespace) -> dict:
         )
         if args.chunk_weight > 0:
             n = lengths[batch_docs]
-            index = (torch.rand(len(batch_docs), generator=generator) * n).long()  # a random chunk per document
+            index = (
+                torch.rand(len(batch_docs), generator=generator) * n
+            ).long()  # a random chunk per document
             chunks = F.normalize(train_part.inputs[batch_docs, index], dim=-1)
             langs = train_part.doc_langs[batch_docs.numpy()]
             same_lang = torch.from_numpy(langs[:, None] == langs[None, :])
@@ -203,7 +225,12 @@ def train(args: argparse.Namespace) -> dict:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         schedule.step()
-    report = {"args": {k: str(v) for k, v in vars(args).items()}, "validation_mean": val_mean, "best": best, "history": history}
+    report = {
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "validation_mean": val_mean,
+        "best": best,
+        "history": history,
+    }
     atomic_write_json(args.output / "experiment.json", report)
     return report
 
@@ -214,13 +241,17 @@ def main() -> None:
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--init", choices=("mean", "shipped", "attention-pool"), default="mean")
     parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--documents", type=int, default=64, help="documents per step (the in-batch candidates)")
+    parser.add_argument(
+        "--documents", type=int, default=64, help="documents per step (the in-batch candidates)"
+    )
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--temperature", type=float, default=0.02)
     parser.add_argument("--chunk-weight", type=float, default=0.0)
     parser.add_argument("--anchor-weight", type=float, default=1.0)
-    parser.add_argument("--train-documents", type=int, default=0, help="use only the first N training documents")
+    parser.add_argument(
+        "--train-documents", type=int, default=0, help="use only the first N training documents"
+    )
     parser.add_argument("--eval-every", type=int, default=25)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
