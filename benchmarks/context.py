@@ -55,6 +55,8 @@ class Settings:
     memory_whole_runs: int = 2
     # documents of the in-turns throughput comparison of the streaming and the whole-corpus path
     memory_throughput_documents: int = 20_000
+    # timed turns of each path: single runs of either path spread by about ±10% on this machine
+    memory_throughput_repeats: int = 7
     # 6. scaling: chunk counts 2**0 .. 2**scaling_max_power
     scaling_max_power: int = 10
     # 7. ONNX vs PyTorch

@@ -244,6 +244,7 @@ def _worker(ctx: Context, n_documents: int, mode: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="vbert-bench-memory-", dir=ctx.scratch) as scratch:
         command = [sys.executable, "-m", "benchmarks.memory", "--documents", str(n_documents)]
         command += ["--scratch", scratch, "--models", models, "--mode", mode, "--clock", ctx.settings.clock]
+        command += ["--repeats", str(ctx.settings.memory_throughput_repeats)]
         completed = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
     if completed.returncode != 0:
         raise RuntimeError(
