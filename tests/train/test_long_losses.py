@@ -5,6 +5,7 @@ import torch.nn.functional as F
 from vbert.errors import ConfigError
 from vbert.model import SequenceMergerConfig, SequenceMergerModel
 from vbert.train.long_losses import (
+    anchor_to_mean,
     chunk_to_sequence_loss,
     owners_of_chunks,
     prefix_masks,
@@ -96,3 +97,10 @@ def test_a_merger_learns_prefix_membership():
     with torch.no_grad():
         after = torch.stack([loss() for _ in range(5)]).mean()
     assert after < before - 0.05
+
+
+def test_anchor_to_mean_is_zero_at_the_mean_and_ignores_padding():
+    x = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [9.0, -9.0]]])  # the third chunk is padding
+    mask = torch.tensor([[True, True, False]])
+    assert anchor_to_mean(torch.tensor([[0.5, 0.5]]), x, mask).item() == pytest.approx(0.0, abs=1e-6)
+    assert anchor_to_mean(torch.tensor([[1.0, 0.0]]), x, mask).item() == pytest.approx(1 - 2**-0.5, abs=1e-6)

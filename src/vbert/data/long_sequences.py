@@ -134,13 +134,8 @@ def write_long_sequences(
             "embeddings": vector_sequence_column([r.vectors for r in rows], dim, dtype),
         }
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
     lengths = np.array([len(r.vectors) for r in rows])
     sidecar = {
-        "file": path.name,
-        "sha256": sha256_file(path),
         "plan": asdict(plan),
         "dtype": dtype,
         "rows": len(rows),
@@ -148,6 +143,16 @@ def write_long_sequences(
         "length_quartiles": np.percentile(lengths, [0, 25, 50, 75, 100]).astype(int).tolist(),
         **facts,
     }
+    return write_checksummed_parquet(table, path, sidecar)
+
+
+def write_checksummed_parquet(table: pa.Table, path: Path, facts: dict) -> dict:
+    """Write ``table`` to ``path`` atomically and its sidecar ``path.json``: the file's name and sha256
+    (what :func:`verify_long_sequences` checks), then ``facts``. Returns the sidecar."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+    sidecar = {"file": path.name, "sha256": sha256_file(path), **facts}
     atomic_write_json(Path(f"{path}{SIDECAR_SUFFIX}"), sidecar)
     return sidecar
 

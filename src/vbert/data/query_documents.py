@@ -33,12 +33,11 @@ from vbert.chunk_layouts import embed_chunk_texts
 from vbert.data.article import Article
 from vbert.data.datasets.articles import chunk_article
 from vbert.data.datasets.columns import vector_sequence_column
-from vbert.data.long_sequences import SIDECAR_SUFFIX, verify_long_sequences
+from vbert.data.long_sequences import SIDECAR_SUFFIX, verify_long_sequences, write_checksummed_parquet
 from vbert.data.splits import filter_split
 from vbert.embedders.base import Embedder
 from vbert.errors import DataError
 from vbert.evaluation.deep_retrieval import DeepCorpus, DeepPlan, build_queries, select_corpus
-from vbert.files import atomic_path, atomic_write_json, sha256_file
 
 DOCUMENTS_PER_EMBEDDING = 32  # documents whose chunks are embedded (and stored) together
 
@@ -224,14 +223,9 @@ def write_query_documents(
             "query_sources": pa.array([r.query_sources for r in rows], pa.list_(pa.string())),
         }
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
     excluded = sorted(set(exclude))
     sidecar = {
-        "file": path.name,
         "kind": "query-documents",
-        "sha256": sha256_file(path),
         "plan": asdict(plan),
         "dtype": dtype,
         "dim": dim,
@@ -247,8 +241,7 @@ def write_query_documents(
         "exclude": {"ids": len(excluded), "sha256": hashlib.sha256("\n".join(excluded).encode()).hexdigest()},
         **facts,
     }
-    atomic_write_json(Path(f"{path}{SIDECAR_SUFFIX}"), sidecar)
-    return sidecar
+    return write_checksummed_parquet(table, path, sidecar)
 
 
 @dataclass

@@ -121,3 +121,11 @@ def prefix_masks(mask: torch.Tensor, prefix_lengths: torch.Tensor) -> torch.Tens
     position = torch.arange(mask.shape[1], device=mask.device)
     masks = (position[None, None, :] < prefix_lengths[:, :, None]) & mask.bool()[:, None, :]
     return masks.reshape(-1, mask.shape[1]).to(mask.dtype)
+
+
+def anchor_to_mean(pooled: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of 1 − cos(merged vector, mean of its chunks): keeps merged vectors in the
+    embedder's space (``pooled`` (B, d), chunks ``x`` (B, L, d), ``mask`` (B, L))."""
+    weights = mask.to(x.dtype)[..., None]
+    mean = (x * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)  # (B, d)
+    return (1.0 - F.cosine_similarity(pooled.float(), mean.float(), dim=-1)).mean()

@@ -16,10 +16,15 @@ Each term's weight is an option; a zero weight skips its computation.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 
-from ..long_losses import chunk_to_sequence_loss, owners_of_chunks, prefix_masks, prefix_membership_loss
+from ..long_losses import (
+    anchor_to_mean,
+    chunk_to_sequence_loss,
+    owners_of_chunks,
+    prefix_masks,
+    prefix_membership_loss,
+)
 from ..long_losses import sample_prefix_lengths as draw_prefixes
 from .base import OBJECTIVES, Objective, ObjectiveOptions, step_generator
 from .distill import chunk_contrastive_loss
@@ -66,9 +71,7 @@ class MembershipObjective(Objective):
             )
             loss = loss + options.prefix_weight * (terms["top_down"] + terms["bottom_up"])
             metrics.update({name: value.detach() for name, value in terms.items()})
-        mask = attention_mask.to(inputs.dtype)[..., None]
-        mean = (inputs * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)  # (B, d)
-        anchor = (1.0 - F.cosine_similarity(pooled.float(), mean.float(), dim=-1)).mean()
+        anchor = anchor_to_mean(pooled, inputs, attention_mask)
         if options.anchor_weight > 0:
             loss = loss + options.anchor_weight * anchor
         metrics["anchor_cos"] = (1.0 - anchor).detach()

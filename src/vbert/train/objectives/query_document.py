@@ -25,6 +25,7 @@ from pydantic import Field
 from vbert.errors import ConfigError
 
 from ..batches import pad_batch
+from ..long_losses import anchor_to_mean
 from .base import OBJECTIVES, Objective, ObjectiveOptions, step_generator
 
 
@@ -142,9 +143,7 @@ class QueryDocumentObjective(Objective):
             )
             loss = loss + options.chunk_weight * chunk
             metrics["chunk"] = chunk.detach()
-        mask = attention_mask.to(inputs.dtype)[..., None]
-        mean = (inputs * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)  # (B, d)
-        anchor = (1.0 - F.cosine_similarity(pooled.float(), mean.float(), dim=-1)).mean()
+        anchor = anchor_to_mean(pooled, inputs, attention_mask)
         if options.anchor_weight > 0:
             loss = loss + options.anchor_weight * anchor
         metrics["anchor_cos"] = (1.0 - anchor).detach()
