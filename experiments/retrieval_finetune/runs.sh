@@ -25,10 +25,22 @@ $P train.py --data "$D500" --init attention-pool --output $R/ap-500 --steps 300 
 # the validation-selected checkpoints, once on the test split and on validation (results/retrieval-finetune/)
 $P evaluate.py --split validation --output ../../results/retrieval-finetune/validation.json attention-pool=$R/ap-100 vbert-query-doc=$R/v3
 $P evaluate.py --split test --output ../../results/retrieval-finetune/test.json attention-pool=$R/ap-100 vbert-query-doc=$R/v3 vbert-query-doc-seed1=$R/v3-seed1
-# Finesse on the test split (CPU-sized: 4-16 x 5 samples, 60-64 x 3 samples), paired per band
-for part in short long; do
-  sed -e "s#QUERY_DOC#$R/v3#" finesse-$part.yaml > $R/finesse-$part.yaml
-  sed -i "s#^runtime:#  - {name: vbert-query-doc-seed1, kind: merger, merger: $R/v3-seed1}\nruntime:#" $R/finesse-$part.yaml
+# the same training through the library: dataset from the store, then `vbert train` (final model)
+vbert data query-documents --out $R/query-documents --langs en,de --max-tokens 8000 --max-documents 200 \
+  --exclude-distractors-of small --dtype float32
+sed "s#data: data/query-documents#data: $R/query-documents#" ../../recipes/retrieval-finetune.yaml > $R/recipe.yaml
+vbert train -r $R/recipe.yaml -o $R/train-recipe --no-progress
+$P evaluate.py --split validation --output ../../results/retrieval-finetune/val-lib.json vbert-train-recipe=$R/train-recipe/model vbert-query-doc=$R/v3
+$P evaluate.py --split test --output ../../results/retrieval-finetune/test-lib.json vbert-train-recipe=$R/train-recipe/model
+# Finesse on the test split (CPU-sized: 4-16 x 5 samples; 30-32, 46-48, 60-64 x 3 samples), paired per band
+sed -e "s/min: 60, max: 64/min: 30, max: 32/" -e "s/-long/-30-32/g" finesse-long.yaml > $R/finesse-30-32.in.yaml
+sed -e "s/min: 60, max: 64/min: 46, max: 48/" -e "s/-long/-46-48/g" finesse-long.yaml > $R/finesse-46-48.in.yaml
+cp finesse-short.yaml $R/finesse-short.in.yaml && cp finesse-long.yaml $R/finesse-long.in.yaml
+for part in short 30-32 46-48 long; do
+  sed -e "s#QUERY_DOC#$R/v3#" \
+      -e "s#^runtime:#  - {name: vbert-query-doc-seed1, kind: merger, merger: $R/v3-seed1}\\n  - {name: vbert-train-recipe, kind: merger, merger: $R/train-recipe/model}\\nruntime:#" \
+      $R/finesse-$part.in.yaml > $R/finesse-$part.yaml
   finesse run -c $R/finesse-$part.yaml -o $R/finesse-$part
 done
-$P finesse_paired.py $R/finesse-short $R/finesse-long --output ../../results/retrieval-finetune/finesse-paired.json
+$P finesse_paired.py $R/finesse-short $R/finesse-30-32 $R/finesse-46-48 $R/finesse-long \
+  --output ../../results/retrieval-finetune/finesse-paired.json
