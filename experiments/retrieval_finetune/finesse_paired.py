@@ -15,7 +15,7 @@ import numpy as np
 from vbert.evaluation.paired import paired_report
 from vbert.files import atomic_write_json
 
-BANDS = ((4, 8), (9, 16), (60, 64))
+BANDS = ((4, 8), (9, 16), (30, 32), (46, 48), (60, 64))
 
 
 def main() -> None:
