@@ -115,6 +115,7 @@ def test_defaults_are_filled_per_objective():
         (recipe_with(), "exactly one of steps or epochs"),
         (recipe_with(", steps: 3, epochs: 1"), "exactly one of steps or epochs"),
         (recipe_with(", steps: 3, warmup_steps: 1, warmup_ratio: 0.1"), "warmup_steps or warmup_ratio"),
+        (recipe_with(", steps: 3, batching: sorted"), r"stages\.0\.batching: Input should be 'length-buckets' or"),
         (recipe_with(", steps: 3, vbert: {}"), "needs objective: vbert"),
         (recipe_with(", steps: 3, max_length: 8"), "no longer match its target"),
         (recipe_with(", steps: 3, ppe_dim: 5"), "even number between 0 and d_model // 2 = 8"),
@@ -186,6 +187,17 @@ def test_recipe_fingerprints_are_those_of_the_shipped_runs():
     assert load_recipe(RECIPES / "distill-10to1.yaml").fingerprint() == "c1c44c29d82441d3"
     assert load_recipe(RECIPES / "rocket.yaml").fingerprint() == "d379346d2a8abcad"
     assert load_recipe(RECIPES / "tiny.yaml").fingerprint() == "a4aee59ba8a077b4"
+
+
+def test_batching_is_hashed_only_when_set_away_from_its_default():
+    tiny = (RECIPES / "tiny.yaml").read_text()
+    assert "batching" not in tiny and tiny.count("    batch_size: 16\n") == 3
+    bucketed = tiny.replace("    batch_size: 16\n", "    batch_size: 16\n    batching: length-buckets\n")
+    assert parse_recipe(bucketed).fingerprint() == "a4aee59ba8a077b4"
+    shuffled = parse_recipe(bucketed.replace("batching: length-buckets", "batching: random", 1))
+    assert [stage.batching for stage in shuffled.stages] == ["random", "length-buckets", "length-buckets"]
+    assert shuffled.fingerprint() != "a4aee59ba8a077b4"
+    assert Recipe.model_validate(shuffled.model_dump(mode="json")) == shuffled
 
 
 def test_a_dumped_recipe_validates_to_the_same_recipe():

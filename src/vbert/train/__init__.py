@@ -1,6 +1,6 @@
 """Training of the merger: objectives (a registry), data, recipes and the resumable Accelerate trainer."""
 
-from .batches import BatchPlan, bucketed_batches, pad_batch
+from .batches import BatchPlan, bucketed_batches, pad_batch, random_batches
 from .data import PairDataset, VectorSequenceDataset, open_dataset
 from .objectives import (
     OBJECTIVES,
@@ -37,5 +37,6 @@ __all__ = [
     "open_dataset",
     "pad_batch",
     "parse_recipe",
+    "random_batches",
     "train",
 ]

@@ -1,14 +1,15 @@
-"""Batches of training data: right-padded tensors, in length buckets, in a resumable order.
+"""Batches of training data: right-padded tensors, in length buckets or at random, in a resumable order.
 
-:class:`BatchPlan` groups rows of similar length (bucketing) in an order that is a pure
-function of (seed, epoch), so a run can resume mid-epoch from a single integer position;
-:func:`batch_loader` turns a stretch of that plan into a DataLoader.
+:class:`BatchPlan` groups rows of similar length (bucketing), or draws them at random, in an
+order that is a pure function of (seed, epoch), so a run can resume mid-epoch from a single
+integer position; :func:`batch_loader` turns a stretch of that plan into a DataLoader.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -18,6 +19,7 @@ from vbert.errors import ConfigError
 from .data import TrainingDataset
 
 Collate = Callable[..., dict[str, torch.Tensor]]
+Batching = Literal["length-buckets", "random"]
 
 
 def truncate_lengths(lengths: np.ndarray, max_length: int | None) -> np.ndarray:
@@ -55,8 +57,7 @@ def bucketed_batches(
     sorted by length and cut into batches (little padding), and the batches shuffled (no
     length order across the epoch). The last batch may be smaller.
     """
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    _check_batch_size(batch_size)
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(len(lengths))
     bucket = batch_size * bucket_batches
@@ -68,18 +69,50 @@ def bucketed_batches(
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def random_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
+    """One epoch's batches of row indices, lengths mixed; a pure function of (seed, epoch).
+
+    A permutation of all rows cut into batches: more padding than :func:`bucketed_batches`, but
+    the rows beside a row are any rows, which in-batch negatives need. The last batch may be smaller.
+    """
+    _check_batch_size(batch_size)
+    order = np.random.default_rng([seed, epoch]).permutation(len(lengths))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+EPOCH_BATCHES: dict[str, Callable[[np.ndarray, int, int, int], list[np.ndarray]]] = {
+    "length-buckets": bucketed_batches,
+    "random": random_batches,
+}
+"""Each :data:`Batching` name's epoch of batches, as a function of (lengths, batch_size, seed, epoch)."""
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+
+
 class BatchPlan:
     """The endless, deterministic stream of one process's batches, addressed by position.
 
     Position ``p`` (micro-batches already consumed by this process) maps to epoch
     ``p // batches_per_epoch`` and to batch ``rank + world_size * (p % batches_per_epoch)``
-    of that epoch's :func:`bucketed_batches`; every process gets the same number of batches
+    of that epoch's batches (:data:`EPOCH_BATCHES` of ``batching``); every process gets the same number of batches
     per epoch (the few left over are dropped), so processes never wait on each other.
     """
 
     def __init__(
-        self, lengths: np.ndarray, batch_size: int, seed: int, rank: int = 0, world_size: int = 1
+        self,
+        lengths: np.ndarray,
+        batch_size: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        batching: Batching = "length-buckets",
     ) -> None:
+        if batching not in EPOCH_BATCHES:
+            raise ConfigError(f"unknown batching {batching!r}; choose one of {sorted(EPOCH_BATCHES)}")
+        self.epoch_batches = EPOCH_BATCHES[batching]
         self.lengths = lengths
         self.batch_size = batch_size
         self.seed = seed
@@ -101,7 +134,7 @@ class BatchPlan:
         """Row indices of the batch at ``position``."""
         epoch = self.epoch_of(position)
         if self._epoch_cache is None or self._epoch_cache[0] != epoch:
-            self._epoch_cache = (epoch, bucketed_batches(self.lengths, self.batch_size, self.seed, epoch))
+            self._epoch_cache = (epoch, self.epoch_batches(self.lengths, self.batch_size, self.seed, epoch))
         return self._epoch_cache[1][self.rank + self.world_size * (position % self.batches_per_epoch)]
 
 

@@ -38,6 +38,7 @@ from vbert.errors import ConfigError
 from vbert.model import SequenceMergerConfig
 from vbert.model.configuration_vbert import check_ppe_dim
 
+from .batches import Batching
 from .objectives.base import OBJECTIVES, ObjectiveOptions
 
 ARCHITECTURE_FIELDS = (
@@ -57,6 +58,9 @@ ARCHITECTURE_FIELDS = (
 # Recipes fingerprinted before objectives became a registry carried a (null) options block for each
 # of these two; the fingerprint keeps them so those runs still resume and their model cards stay true.
 _FINGERPRINT_OPTION_BLOCKS = ("vbert", "distill")
+# Stage fields added after runs were fingerprinted are hashed only away from their default, so those
+# recipes keep their fingerprints (and the model cards quoting them stay true).
+_FINGERPRINT_NEW_STAGE_FIELDS = ("batching",)
 
 
 class _Strict(BaseModel):
@@ -127,6 +131,11 @@ class Stage(_Strict):
     min_lr_ratio: float = Field(0.0, ge=0.0, le=1.0)
     max_grad_norm: float | None = Field(1.0, gt=0.0)
     max_length: int | None = Field(None, ge=2, description="keep the first max_length chunks of each row")
+    batching: Batching = Field(
+        "length-buckets",
+        description="length-buckets: rows of similar length share a batch (little padding); random: any "
+        "rows share a batch, for objectives that take the batch's other rows as negatives",
+    )
     options: SerializeAsAny[ObjectiveOptions]
 
     @model_validator(mode="before")
@@ -267,6 +276,9 @@ class Recipe(_Strict):
         for stage in data["stages"]:
             for block in _FINGERPRINT_OPTION_BLOCKS:
                 stage.setdefault(block, None)
+            for name in _FINGERPRINT_NEW_STAGE_FIELDS:
+                if stage[name] == Stage.model_fields[name].default:
+                    del stage[name]
         canonical = json.dumps(data, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

@@ -65,6 +65,7 @@ def run_stage(trainer: Trainer, index: int, stage: Stage, stop: StopRequest) -> 
         mix_seed(recipe.seed, index),
         acc.process_index,
         acc.num_processes,
+        stage.batching,
     )
     total_steps = stage.steps or max(1, math.ceil(stage.epochs * plan.batches_per_epoch / stage.grad_accum))
 
