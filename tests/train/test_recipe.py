@@ -115,7 +115,7 @@ def test_defaults_are_filled_per_objective():
         (recipe_with(), "exactly one of steps or epochs"),
         (recipe_with(", steps: 3, epochs: 1"), "exactly one of steps or epochs"),
         (recipe_with(", steps: 3, warmup_steps: 1, warmup_ratio: 0.1"), "warmup_steps or warmup_ratio"),
-        (recipe_with(", steps: 3, batching: sorted"), r"stages\.0\.batching: Input should be 'length-buckets' or"),
+        (recipe_with(", steps: 3, batching: sorted"), r"stages\.0\.batching: Input should be"),
         (recipe_with(", steps: 3, vbert: {}"), "needs objective: vbert"),
         (recipe_with(", steps: 3, max_length: 8"), "no longer match its target"),
         (recipe_with(", steps: 3, ppe_dim: 5"), "even number between 0 and d_model // 2 = 8"),

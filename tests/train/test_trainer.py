@@ -176,6 +176,34 @@ def test_steps_epochs_gradient_accumulation_and_file_modes(tmp_path):
         assert mode == (normal_dir_mode() if path.is_dir() else normal_file_mode()), (path, oct(mode))
 
 
+def test_random_batching_stage_trains_and_resumes_mid_epoch(tmp_path):
+    """40 pairs in batches of 8: 5 micro-batches per epoch, so the step-4 checkpoint is mid-epoch."""
+    stage = (
+        "  - {name: fit, objective: distill, data: 'synthetic:pairs?n=40&dim=16&min_len=2&max_len=24&seed=2', "
+        "lr: 1.0e-3, batch_size: 8, steps: 6, batching: random, distill: {contrastive_weight: 1.0}}\n"
+    )
+    recipe = parse_recipe(small_recipe("random", stage))
+    assert recipe.stages[0].batching == "random"
+    reference = tmp_path / "reference"
+    train(recipe, reference, progress=False)
+
+    resumed = tmp_path / "resumed"
+    shutil.copytree(reference, resumed)
+    shutil.rmtree(resumed / "model")
+    shutil.rmtree(resumed / "stages")
+    shutil.rmtree(resumed / ckpt.CHECKPOINTS_DIR / ckpt.checkpoint_name(0, 6))
+    (resumed / ckpt.CHECKPOINTS_DIR / ckpt.LATEST_FILE).write_text(ckpt.checkpoint_name(0, 4) + "\n")
+    train(recipe, resumed, resume=True, progress=False)
+    assert_same_weights(resumed / "model", reference / "model")
+    assert stable(records(resumed)) == stable(records(reference))
+
+    bucketed = tmp_path / "bucketed"
+    recipe = parse_recipe(small_recipe("bucketed", stage.replace(", batching: random", "")))
+    train(recipe, bucketed, progress=False)
+    a, b = weights(bucketed / "model"), weights(reference / "model")
+    assert any(not torch.equal(a[key], b[key]) for key in a), "the stage's batching must reach the batch plan"
+
+
 def test_training_on_built_dataset_folders(tmp_path):
     """Dataset folders written by vbert.data.datasets (manifest, splits) feed the stages and validation."""
     from vbert.data.datasets import CommonOptions, build_article_sequences, build_n_to_one
