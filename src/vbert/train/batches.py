@@ -97,8 +97,8 @@ class BatchPlan:
 
     Position ``p`` (micro-batches already consumed by this process) maps to epoch
     ``p // batches_per_epoch`` and to batch ``rank + world_size * (p % batches_per_epoch)``
-    of that epoch's batches (:data:`EPOCH_BATCHES` of ``batching``); every process gets the same number of batches
-    per epoch (the few left over are dropped), so processes never wait on each other.
+    of that epoch's batches (:data:`EPOCH_BATCHES` of ``batching``); every process gets the same
+    number of batches per epoch (the few left over are dropped), so processes never wait on each other.
     """
 
     def __init__(
