@@ -75,12 +75,14 @@ class KVectorHead(torch.nn.Module):
     vector_j = sum_l a_jl x_l + gamma_j * context, a_jl = softmax over the chunks l of segment j of
     (q_j . x_l + w_j * relative position of l); context = softmax(c . x_l)-weighted sum of all chunks.
     q, w, c and gamma start at zero: uniform attention within the segment, no context -> segment mean.
-    ``value_map`` adds a zero-initialised linear map of each vector (d*d more parameters).
+    ``context=False`` leaves the context out (attention within each segment only); ``value_map`` adds
+    a zero-initialised linear map of each vector (d*d more parameters).
     """
 
-    def __init__(self, k: int, dim: int = DIM, value_map: bool = False) -> None:
+    def __init__(self, k: int, dim: int = DIM, value_map: bool = False, context: bool = True) -> None:
         super().__init__()
         self.k = k
+        self.context = context
         self.queries = torch.nn.Parameter(torch.zeros(k, dim))
         self.position = torch.nn.Parameter(torch.zeros(k))
         self.context_score = torch.nn.Parameter(torch.zeros(dim))
@@ -95,12 +97,15 @@ class KVectorHead(torch.nn.Module):
         n = mask.sum(1, keepdim=True).float()  # (B, 1)
         place = (torch.arange(inputs.shape[1])[None, :] + 0.5) / n  # (B, L) relative position
         member = slots[:, None, :] == torch.arange(self.k)[None, :, None]  # (B, k, L)
-        logits = torch.einsum("bld,kd->bkl", inputs, self.queries) + self.position[None, :, None] * place[:, None]
+        logits = (
+            torch.einsum("bld,kd->bkl", inputs, self.queries) + self.position[None, :, None] * place[:, None]
+        )
         weights = logits.masked_fill(~member, -1e9).softmax(-1)  # (B, k, L); unused slots: finite junk
         vectors = torch.einsum("bkl,bld->bkd", weights, inputs)
-        context_weights = (inputs @ self.context_score).masked_fill(~mask, -1e9).softmax(-1)  # (B, L)
-        context = torch.einsum("bl,bld->bd", context_weights, inputs)
-        vectors = vectors + self.context_gate[None, :, None] * context[:, None, :]
+        if self.context:
+            context_weights = (inputs @ self.context_score).masked_fill(~mask, -1e9).softmax(-1)  # (B, L)
+            context = torch.einsum("bl,bld->bd", context_weights, inputs)
+            vectors = vectors + self.context_gate[None, :, None] * context[:, None, :]
         if self.value_map is not None:
             vectors = vectors + self.value_map(vectors)
         return F.normalize(vectors, dim=-1)
@@ -129,9 +134,12 @@ def train(args: argparse.Namespace) -> dict:
     train_slots, train_used = segment_slots(train_part.mask, args.k)
     val_slots, val_used = segment_slots(val.mask, args.k)
     torch.manual_seed(args.seed)
-    head = KVectorHead(args.k, value_map=args.value_map)
+    head = KVectorHead(args.k, value_map=args.value_map, context=args.context)
     initial = head_vectors(head, val, val_slots)
-    assert torch.allclose(initial, segment_means(val.inputs, val_slots, args.k), atol=1e-5)
+    baseline = segment_means(val.inputs, val_slots, args.k)
+    assert torch.allclose(initial[val_used], baseline[val_used], atol=1e-5), (
+        "head must start at segment means"
+    )
     optimizer = torch.optim.AdamW(head.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / args.warmup) * max(0.0, 1 - s / args.steps)
@@ -191,7 +199,8 @@ def load_head(folder: Path) -> tuple[KVectorHead, dict]:
 
     report = json.loads((folder / "experiment.json").read_text())
     state = load_file(str(folder / "head.safetensors"))
-    head = KVectorHead(int(report["args"]["k"]), value_map="value_map.weight" in state)
+    context = report["args"].get("context", "True") == "True"  # runs before --no-context had a context
+    head = KVectorHead(int(report["args"]["k"]), value_map="value_map.weight" in state, context=context)
     head.load_state_dict(state)
     return head.eval(), report
 
@@ -208,7 +217,11 @@ def select_heads(folders: list[Path]) -> dict[int, tuple[str, KVectorHead]]:
 
 def index_size(used: torch.Tensor) -> dict[str, float]:
     vectors = float(used.sum(1).float().mean())
-    return {"vectors_per_document": vectors, "bytes_float32": vectors * DIM * 4, "bytes_float16": vectors * DIM * 2}
+    return {
+        "vectors_per_document": vectors,
+        "bytes_float32": vectors * DIM * 4,
+        "bytes_float16": vectors * DIM * 2,
+    }
 
 
 def evaluate(args: argparse.Namespace) -> dict:
@@ -268,6 +281,9 @@ def main() -> None:
     run.add_argument("--output", type=Path, required=True)
     run.add_argument("--k", type=int, required=True)
     run.add_argument("--value-map", action="store_true", help="add a zero-initialised d x d linear map")
+    run.add_argument(
+        "--context", action=argparse.BooleanOptionalAction, default=True, help="the gated document context"
+    )
     run.add_argument("--steps", type=int, default=300)
     run.add_argument("--documents", type=int, default=64, help="documents per step (the in-batch candidates)")
     run.add_argument("--lr", type=float, default=1e-2)
@@ -278,7 +294,9 @@ def main() -> None:
     run.add_argument("--eval-every", type=int, default=25)
     run.add_argument("--seed", type=int, default=0)
     score = commands.add_parser("evaluate", help="segment means and the selected heads on one split")
-    score.add_argument("runs", nargs="*", type=Path, help="run folders; the best validation run per k is used")
+    score.add_argument(
+        "runs", nargs="*", type=Path, help="run folders; the best validation run per k is used"
+    )
     score.add_argument("--split", default="test")
     score.add_argument("--data", type=Path, default=DATA)
     score.add_argument("--output", type=Path, required=True)
