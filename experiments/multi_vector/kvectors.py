@@ -215,9 +215,11 @@ def select_heads(folders: list[Path]) -> dict[int, tuple[str, KVectorHead]]:
     return {k: (name, head) for k, (_, name, head) in sorted(chosen.items())}
 
 
-def index_size(used: torch.Tensor) -> dict[str, float]:
+def index_size(used: torch.Tensor, heldout: np.ndarray) -> dict[str, float]:
+    """Vectors stored per document (all corpus documents, distractors included) and their bytes."""
     vectors = float(used.sum(1).float().mean())
     return {
+        "vectors_per_long_document": float(used[torch.from_numpy(heldout)].sum(1).float().mean()),
         "vectors_per_document": vectors,
         "bytes_float32": vectors * DIM * 4,
         "bytes_float16": vectors * DIM * 2,
@@ -241,7 +243,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     report = {
         "split": args.split,
         "selected_runs": selected,
-        "index": {name: index_size(used) for name, (_, used) in methods.items()},
+        "index": {name: index_size(used, data["heldout"]) for name, (_, used) in methods.items()},
         "tasks": {},
     }
     for task_id, task in TASKS.items():
@@ -273,6 +275,43 @@ def evaluate(args: argparse.Namespace) -> dict:
     return report
 
 
+def table_order(method: str) -> tuple[float, int]:
+    k = {"mean": 1, "max-sim": float("inf")}.get(method) or int(method.rsplit("-k", 1)[1])
+    return k, method.startswith("head")
+
+
+def table(args: argparse.Namespace) -> None:
+    """Markdown rows of a report of ``evaluate``: index size, scores, paired Δ and gap recovered."""
+    report = json.loads(args.report.read_text())
+    tasks = sorted(report["tasks"].items(), key=lambda item: item[0] != TASKS[0])
+    print(
+        "| task (queries) | method | vectors / doc (long docs) | bytes / doc f32 (f16) | nDCG@10 | R@1 "
+        "| MRR@10 | Δ nDCG@10 vs mean [95% CI] | gap to max-sim recovered [95% CI] |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for task, entry in tasks:
+        metrics = entry["metrics"]
+        for i, method in enumerate(sorted(metrics["ndcg@10"], key=table_order)):
+            size = report["index"][method]
+            ndcg = metrics["ndcg@10"][method]
+            cells = [
+                f"{task} ({entry['queries']})" if i == 0 else "",
+                method,
+                f"{size['vectors_per_document']:.2f} ({size['vectors_per_long_document']:.2f})",
+                f"{size['bytes_float32']:,.0f} ({size['bytes_float16']:,.0f})",
+                *(f"{100 * metrics[m][method]['score']['mean']:.1f}" for m in METRICS),
+            ]
+            for key, form, unit in (("delta_vs_mean", "+.1f", ""), ("gap_recovered", ".0f", "%")):
+                value = ndcg.get(key)
+                cells.append(
+                    "—"
+                    if not value or value["ci_low"] is None
+                    else f"{100 * value['mean']:{form}}{unit} "
+                    f"[{100 * value['ci_low']:{form}}, {100 * value['ci_high']:{form}}]"
+                )
+            print("| " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -300,12 +339,16 @@ def main() -> None:
     score.add_argument("--split", default="test")
     score.add_argument("--data", type=Path, default=DATA)
     score.add_argument("--output", type=Path, required=True)
+    rows = commands.add_parser("table", help="Markdown table of an evaluate report")
+    rows.add_argument("report", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(2)
     if args.command == "train":
         print("best:", json.dumps(train(args)["best"]))
-    else:
+    elif args.command == "evaluate":
         evaluate(args)
+    else:
+        table(args)
 
 
 if __name__ == "__main__":

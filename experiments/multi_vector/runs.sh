@@ -42,3 +42,6 @@ done
 # segment means for k = 1, 2, 4, 8 and, per k, the head with the best validation score; validation, then test once
 nice -n 10 $P kvectors.py evaluate --split validation --output "$OUT/validation.json" "$R"/k*
 nice -n 10 $P kvectors.py evaluate --split test --output "$OUT/test.json" "$R"/k*
+# the tables of results/multi-vector/README.md
+$P kvectors.py table "$OUT/validation.json"
+$P kvectors.py table "$OUT/test.json"
