@@ -32,7 +32,10 @@ for k in 1 2 4 8; do
 done
 # ablation: attention within each segment only (no document context)
 for k in 2 4 8; do
-  train "k$k-no-context-lr3e-3-d200-a10" --k "$k" --no-context --lr 3e-3 --documents 200 --anchor-weight 10 --steps 200
+  for setting in "3e-3 200" "3e-3 64" "1e-2 64"; do
+    read -r lr docs <<<"$setting"
+    train "k$k-no-context-lr$lr-d$docs-a10" --k "$k" --no-context --lr "$lr" --documents "$docs" --anchor-weight 10 --steps 200
+  done
 done
 # 500 training documents (experiments/retrieval_finetune/runs.sh builds them), one setting per k
 D500=${VBERT_HOME:-$HOME/.cache/vbert}/experiments/retrieval-finetune-500
