@@ -263,6 +263,15 @@ def evaluate(args: argparse.Namespace) -> dict:
                 m: paired_report({n: v[m] for n, v in metrics.items()}, clusters, "mean", "max-sim")
                 for m in METRICS
             },
+            "head_vs_segment_means": {  # Δ nDCG@10 of each head against the segment means of its k, paired
+                f"k{k}": paired_report(
+                    {"segment-means": metrics[means]["ndcg@10"], "head": metrics[f"head-k{k}"]["ndcg@10"]},
+                    clusters,
+                    "segment-means",
+                )["head"]["delta_vs_segment-means"]
+                for k in heads
+                for means in ["mean" if k == 1 else f"segment-means-k{k}"]
+            },
         }
         for name, entry in report["tasks"][task]["metrics"]["ndcg@10"].items():
             line = f"{task:28} {name:18} nDCG@10 {100 * entry['score']['mean']:5.1f}"
@@ -310,6 +319,11 @@ def table(args: argparse.Namespace) -> None:
                     f"[{100 * value['ci_low']:{form}}, {100 * value['ci_high']:{form}}]"
                 )
             print("| " + " | ".join(cells) + " |")
+    print("\n| task | k | Δ nDCG@10 head − segment means [95% CI] |\n|---|---|---|")
+    for task, entry in tasks:
+        for k, delta in entry["head_vs_segment_means"].items():
+            low, high = 100 * delta["ci_low"], 100 * delta["ci_high"]
+            print(f"| {task} | {k[1:]} | {100 * delta['mean']:+.1f} [{low:+.1f}, {high:+.1f}] |")
 
 
 def main() -> None:
