@@ -45,6 +45,14 @@ done
 # segment means for k = 1, 2, 4, 8 and, per k, the head with the best validation score; validation, then test once
 nice -n 10 $P kvectors.py evaluate --split validation --output "$OUT/validation.json" "$R"/k*
 nice -n 10 $P kvectors.py evaluate --split test --output "$OUT/test.json" "$R"/k*
+# the selected setting of every k again with seed 1 (not a selection: one run per k), validation and test
+train seed1-k1-500docs-lr3e-3-d200-a10 --data "$D500" --k 1 --lr 3e-3 --documents 200 --anchor-weight 10 --steps 200 --seed 1
+train seed1-k2-no-context-lr3e-3-d200-a10 --k 2 --no-context --lr 3e-3 --documents 200 --anchor-weight 10 --steps 200 --seed 1
+train seed1-k4-no-context-lr1e-2-d64-a10 --k 4 --no-context --lr 1e-2 --documents 64 --anchor-weight 10 --steps 200 --seed 1
+train seed1-k8-lr3e-3-d64-a10 --k 8 --lr 3e-3 --documents 64 --anchor-weight 10 --steps 200 --seed 1
+nice -n 10 $P kvectors.py evaluate --split validation --output "$OUT/validation-seed1.json" "$R"/seed1-*
+nice -n 10 $P kvectors.py evaluate --split test --output "$OUT/test-seed1.json" "$R"/seed1-*
 # the tables of results/multi-vector/README.md
 $P kvectors.py table "$OUT/validation.json"
 $P kvectors.py table "$OUT/test.json"
+$P kvectors.py table "$OUT/test-seed1.json"
