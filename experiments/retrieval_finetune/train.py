@@ -7,7 +7,10 @@ Loss per step, over ALL training documents at once (they fit in one batch):
   language (InfoNCE at ``--temperature``) — exactly the ranking the evaluation scores;
 * chunk -> document (``--chunk-weight``): the same with a random chunk of each document as the query;
 * anchor (``--anchor-weight``): 1 - cos(merged, mean of the chunks), keeping vectors in the
-  embedder's space.
+  embedder's space;
+* distillation (``--distill-data``, ``--distill-weight``): 1 - cos(merged, teacher) on a batch of
+  n-to-1 pairs (a ``vbert data n-to-1`` folder), the shipped merger's own objective kept as an
+  anchor; its validation split's cosine is reported beside the retrieval scores.
 
 Starts from mean pooling (``--init mean``: an untrained residual-to-mean merger returns the mean
 exactly) or from the shipped merger (``--init shipped``). Every ``--eval-every`` steps it scores the
@@ -158,8 +161,47 @@ def in_batch_nce(
     return F.cross_entropy(logits, targets)
 
 
+@dataclass
+class Pairs:
+    """n-to-1 distillation pairs, padded: chunk vectors and the teacher's vector of the joined text."""
+
+    inputs: torch.Tensor  # (n, L_max, d)
+    mask: torch.Tensor  # (n, L_max) bool
+    targets: torch.Tensor  # (n, d)
+
+    @classmethod
+    def load(cls, folder: Path, split: str) -> Pairs:
+        from vbert.train.data import open_dataset
+
+        dataset = open_dataset(str(folder), "pairs", split)
+        rows = [dataset[i] for i in range(len(dataset))]
+        longest = max(len(r["inputs"]) for r in rows)
+        inputs = np.zeros((len(rows), longest, dataset.dim), dtype=np.float32)
+        mask = np.zeros((len(rows), longest), dtype=bool)
+        for i, row in enumerate(rows):
+            inputs[i, : len(row["inputs"])] = row["inputs"]
+            mask[i, : len(row["inputs"])] = True
+        targets = np.stack([r["target"] for r in rows]).astype(np.float32)
+        return cls(
+            torch.from_numpy(inputs), torch.from_numpy(mask), F.normalize(torch.from_numpy(targets), dim=-1)
+        )
+
+    def cosine(self, model: torch.nn.Module, rows: torch.Tensor | None = None) -> torch.Tensor:
+        inputs, mask, targets = (
+            (self.inputs, self.mask, self.targets)
+            if rows is None
+            else (self.inputs[rows], self.mask[rows], self.targets[rows])
+        )
+        merged = F.normalize(model(inputs, attention_mask=mask).pooler_output, dim=-1)
+        return (merged * targets).sum(-1)  # (n,)
+
+
 def train(args: argparse.Namespace) -> dict:
     train_part, val = Part.load(args.data / "train.npz"), Part.load(args.data / "validation.npz")
+    pairs = val_pairs = None
+    if args.distill_data:
+        pairs = Pairs.load(args.distill_data, "train")
+        val_pairs = Pairs.load(args.distill_data, "validation")
     if args.train_documents:
         train_part = train_part.first(args.train_documents)
     model = build_model(args.init, args.seed)
@@ -179,7 +221,9 @@ def train(args: argparse.Namespace) -> dict:
             model.eval()
             with torch.no_grad():
                 scores = ndcg_at_10(merge(model, val), val)
-            score = sum(scores.values()) / len(scores)
+                score = sum(scores.values()) / len(scores)
+                if val_pairs is not None:
+                    scores["distill-cosine"] = float(val_pairs.cosine(model).mean())
             history.append({"step": step, **scores, "seconds": round(time.perf_counter() - started, 1)})
             print(json.dumps(history[-1]), flush=True)
             if score > best["score"]:
@@ -220,6 +264,9 @@ def train(args: argparse.Namespace) -> dict:
         train_mean_batch = train_mean[batch_docs]
         anchor = (1 - (docs * train_mean_batch).sum(-1)).mean()
         loss = loss + args.anchor_weight * anchor
+        if pairs is not None:
+            rows = torch.randint(len(pairs.targets), (args.distill_batch,), generator=generator)
+            loss = loss + args.distill_weight * (1 - pairs.cosine(model, rows)).mean()
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -249,6 +296,9 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=0.02)
     parser.add_argument("--chunk-weight", type=float, default=0.0)
     parser.add_argument("--anchor-weight", type=float, default=1.0)
+    parser.add_argument("--distill-data", type=Path, help="a `vbert data n-to-1` folder (train/validation)")
+    parser.add_argument("--distill-weight", type=float, default=1.0)
+    parser.add_argument("--distill-batch", type=int, default=128, help="distillation pairs per step")
     parser.add_argument(
         "--train-documents", type=int, default=0, help="use only the first N training documents"
     )
