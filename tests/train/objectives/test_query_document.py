@@ -18,7 +18,6 @@ from vbert.errors import ConfigError
 from vbert.model import SequenceMergerModel
 from vbert.testing import WordHashEmbedder
 from vbert.testing.tiny_models import tiny_merger
-from vbert.train.data import open_dataset
 from vbert.train.objectives import OBJECTIVES
 from vbert.train.objectives.query_document import (
     QueryDocumentObjective,
@@ -103,37 +102,6 @@ def test_the_loss_falls_on_a_toy_problem():
     first, last = np.mean(losses[:5], axis=0), np.mean(losses[-5:], axis=0)
     assert last[0] < 0.8 * first[0] and last[1] < first[1]
     assert torch.isfinite(out["loss"]) and 0.0 <= out["query_acc"].item() <= 1.0
-
-
-def test_the_distillation_anchor_pulls_towards_the_teacher():
-    """With distill_data, each step also distils a batch of n-to-1 pairs; training on that term alone
-    raises the merger's cosine to the teachers (which mean pooling only approximates)."""
-    data = "synthetic:pairs?n=48&dim=16&min_len=3&max_len=8&seed=1"
-    pairs = open_dataset(data, "pairs")
-    documents = [pairs[i]["inputs"] for i in range(8)]
-    batch = QueryDocumentObjective.collate(_items(documents, [np.zeros((0, 16))] * 8, ["en"] * 8), None)
-    options = QueryDocumentOptions(
-        chunk_weight=0.0, anchor_weight=0.0, distill_data=data, distill_weight=1.0, distill_batch_size=48
-    )
-    torch.manual_seed(0)
-    objective = QueryDocumentObjective(tiny_merger(16), options)
-    first = objective(**batch, seed=0)
-    again = objective(**batch, seed=0)
-    assert first["distill_cos"].item() == again["distill_cos"].item()  # the pairs drawn follow the seed
-    optimizer = torch.optim.AdamW(objective.parameters(), lr=3e-3)
-    cosines = []
-    for step in range(80):
-        out = objective(**batch, seed=step)
-        optimizer.zero_grad()
-        out["loss"].backward()
-        optimizer.step()
-        cosines.append(out["distill_cos"].item())
-    assert np.mean(cosines[-5:]) > np.mean(cosines[:5]) + 0.01
-    assert "distill_cos" not in QueryDocumentObjective(tiny_merger(16), QueryDocumentOptions())(
-        **batch, seed=0
-    )
-    with pytest.raises(ValueError, match="distill_data"):
-        QueryDocumentOptions(distill_weight=1.0)
 
 
 def test_the_shipped_recipe_has_the_experiments_settings():

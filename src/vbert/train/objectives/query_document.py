@@ -9,11 +9,7 @@ its deep paragraphs, embedded with the query prefix), per batch:
 * chunk → document (``chunk_weight``): the same with one random chunk of each document as its
   pseudo-query;
 * anchor (``anchor_weight``): 1 − cos(merged, mean of the chunks), which keeps merged vectors in
-  the embedder's space;
-* distillation (``distill_data``, ``distill_weight``): on ``distill_batch_size`` pairs drawn from
-  the train split of an n-to-1 dataset, 1 − cos(merged, the teacher's vector of the joined
-  text) — the distill objective kept as an anchor, which keeps the fidelity of a distilled
-  starting point (``model.init_from``) while the retrieval terms train.
+  the embedder's space.
 """
 
 from __future__ import annotations
@@ -24,16 +20,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from vbert.errors import ConfigError
-from vbert.model import SequenceMergerModel
 
 from ..batches import pad_batch
-from ..data import open_dataset
 from ..long_losses import anchor_to_mean
 from .base import OBJECTIVES, Objective, ObjectiveOptions, step_generator
-from .distill import distill_loss
 
 
 def query_document_loss(
@@ -55,20 +48,11 @@ def query_document_loss(
 
 
 class QueryDocumentOptions(ObjectiveOptions):
-    """Temperature of both contrastive terms, the weights of the chunk, anchor and distillation terms."""
+    """Temperature of both contrastive terms, and the weights of the chunk and anchor terms."""
 
     temperature: float = Field(0.05, gt=0.0)
     chunk_weight: float = Field(1.0, ge=0.0)
     anchor_weight: float = Field(1.0, ge=0.0)
-    distill_data: str | None = Field(None, description="n-to-1 dataset whose train split is distilled too")
-    distill_weight: float = Field(0.0, ge=0.0)
-    distill_batch_size: int = Field(128, ge=1)
-
-    @model_validator(mode="after")
-    def _distill_needs_data(self) -> QueryDocumentOptions:
-        if self.distill_weight > 0 and self.distill_data is None:
-            raise ValueError("distill_weight needs distill_data: an n-to-1 dataset (`vbert data n-to-1`)")
-        return self
 
 
 class QueryDocumentDataset(torch.utils.data.Dataset):
@@ -103,12 +87,6 @@ class QueryDocumentObjective(Objective):
 
     Options = QueryDocumentOptions
     data_kind = "query-documents"
-
-    def __init__(self, merger: SequenceMergerModel, options: QueryDocumentOptions, extras=None) -> None:
-        super().__init__(merger, options, extras)
-        self.pairs = None
-        if options.distill_data is not None and options.distill_weight > 0:
-            self.pairs = open_dataset(options.distill_data, "pairs", "train")
 
     @classmethod
     def open_data(cls, spec: str, split: str) -> QueryDocumentDataset:
@@ -155,10 +133,9 @@ class QueryDocumentObjective(Objective):
         else:  # every key on every micro-batch: processes reduce the same metrics
             query = accuracy = loss.detach()
         metrics["query"], metrics["query_acc"] = query.detach(), accuracy
-        generator = step_generator(seed)
         if options.chunk_weight > 0:
             lengths = attention_mask.sum(dim=1)  # (B,)
-            draw = torch.rand(len(lengths), generator=generator).to(inputs.device)
+            draw = torch.rand(len(lengths), generator=step_generator(seed)).to(inputs.device)
             picked = (draw * lengths).long().clamp(max=lengths - 1)  # (B,) a real chunk of each row
             rows = torch.arange(len(lengths), device=inputs.device)
             chunk, _ = query_document_loss(
@@ -170,13 +147,4 @@ class QueryDocumentObjective(Objective):
         if options.anchor_weight > 0:
             loss = loss + options.anchor_weight * anchor
         metrics["anchor_cos"] = (1.0 - anchor).detach()
-        if self.pairs is not None:
-            rows = torch.randint(len(self.pairs), (options.distill_batch_size,), generator=generator)
-            pairs = pad_batch([self.pairs[int(i)] for i in rows], None)
-            merged = self.merger(
-                pairs["inputs"].to(inputs.device), attention_mask=pairs["attention_mask"].to(inputs.device)
-            ).pooler_output  # (distill_batch_size, d)
-            distill = distill_loss(merged, pairs["target"].to(inputs.device))
-            loss = loss + options.distill_weight * distill
-            metrics["distill_cos"] = (1.0 - distill).detach()
         return {"loss": loss, **metrics}
