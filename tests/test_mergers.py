@@ -7,6 +7,7 @@ import torch
 
 from vbert import LongDocumentEncoder, MeanPoolMerger, TruncationBaseline, load_merger
 from vbert.errors import ConfigError, DataError, IntegrityError
+from vbert.loading import load_recorded_merger
 from vbert.mergers import MERGERS, baseline_names, length_buckets, merge_sequences, prefix_merges
 from vbert.testing import undo_registrations
 
@@ -79,6 +80,26 @@ def test_load_merger_names_and_errors(tmp_path):
     assert isinstance(load_merger("truncation"), TruncationBaseline)
     with pytest.raises(ConfigError, match="config.json"):
         load_merger(tmp_path)
+
+
+def test_both_shipped_mergers_load_by_name():
+    """The retrieval fine-tune is the default; the earlier default stays loadable for its indexes."""
+    default, previous = load_merger("default"), load_merger("distill-10to1")
+    assert default.fingerprint != previous.fingerprint
+    assert previous.fingerprint == "f553a82065d22f49"  # the shipped float16 weights before this change
+    assert {"default", "distill-10to1"} <= set(MERGERS.names())
+
+
+def test_an_index_built_with_the_earlier_default_reopens_with_it():
+    """An index records ("default", fingerprint); after the default changed, that fingerprint still
+    names a shipped merger, which is what reopening the index loads."""
+    earlier = load_merger("distill-10to1").fingerprint
+    name, merger = load_recorded_merger("default", earlier)
+    assert (name, merger.fingerprint) == ("distill-10to1", earlier)
+    assert load_recorded_merger("default", load_merger("default").fingerprint)[0] == "default"
+    name, merger = load_recorded_merger("default", "0123456789abcdef")  # unknown weights: the index refuses
+    assert name == "default" and merger.fingerprint != "0123456789abcdef"
+    assert load_recorded_merger("mean", "anything")[0] == "mean"
 
 
 # -- NaN, infinity and zero vectors (issue #16, defect 7) -------------------------------------------

@@ -20,13 +20,14 @@ BANDS = ((4, 8), (9, 16), (30, 32), (46, 48), (60, 64), (96, 100), (124, 128))
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="Finesse output folders (with results/)")
+    parser.add_argument("runs", nargs="+", type=Path, help="Finesse output folders, or their results/")
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--baseline", default="mean", help="competitor every other one is compared with")
     args = parser.parse_args()
     scores: dict[str, dict[int, list[float]]] = {}
     for run in args.runs:
-        for path in sorted((run / "results").glob("*/results.json")):
+        folder = run / "results" if (run / "results").is_dir() else run  # a `finesse run` output or a copy
+        for path in sorted(folder.glob("*/results.json")):
             result = json.loads(path.read_text())
             for length, entry in result["lengths"].items():
                 scores.setdefault(path.parent.name, {})[int(length)] = entry["scores"]

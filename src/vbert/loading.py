@@ -14,9 +14,25 @@ from vbert.validation import check_model_name
 WEIGHTS_NAME = "model.safetensors"
 
 
-def default_merger_path() -> Path:
-    """Folder of the merger shipped inside the package for the default embedder."""
-    return Path(str(resources.files("vbert") / "pretrained" / "default-merger"))
+#: Mergers shipped inside the package for the default embedder: name -> folder under vbert/pretrained.
+SHIPPED_MERGERS = {"default": "default-merger", "distill-10to1": "distill-10to1"}
+
+
+def default_merger_path(name: str = "default") -> Path:
+    """Folder of a merger shipped inside the package for the default embedder (see SHIPPED_MERGERS)."""
+    return Path(str(resources.files("vbert") / "pretrained" / SHIPPED_MERGERS[name]))
+
+
+def load_recorded_merger(name: str, fingerprint: str) -> tuple[str, Merger]:
+    """Reopen a merger recorded as ``(name, fingerprint)``: ``name``, or, when ``name`` is a shipped
+    merger whose weights have changed since (a new default), the shipped merger with those weights."""
+    merger = load_merger(name)
+    if name in SHIPPED_MERGERS and merger.fingerprint != fingerprint:
+        for other in SHIPPED_MERGERS:
+            candidate = load_merger(other)
+            if candidate.fingerprint == fingerprint:
+                return other, candidate
+    return name, merger
 
 
 def load_merger(
@@ -26,6 +42,7 @@ def load_merger(
 
     Args:
         name_or_path: ``"default"`` (the merger shipped for the default embedder),
+            ``"distill-10to1"`` (the default until 2026-11-30, trained for distillation fidelity),
             ``"mean"``, ``"mean-weighted"``, ``"truncation"`` (training-free baselines),
             a folder written by ``save_pretrained``, a Hugging Face hub id (``owner/name``),
             or a ``package.module:factory`` spec.
@@ -36,12 +53,12 @@ def load_merger(
     key = str(name_or_path)
     if ":" in key and not Path(key).exists():
         return MERGERS.get(key)()
-    if key in MERGERS.names() and key != "default":
+    if key in MERGERS.names() and key not in SHIPPED_MERGERS:
         return MERGERS.get(key).factory()
     from vbert.model import SequenceMergerModel
 
-    if key == "default":
-        path = default_merger_path()
+    if key in SHIPPED_MERGERS:
+        path = default_merger_path(key)
         if not (path / "config.json").exists():
             raise ConfigError(
                 "this installation ships no default merger yet; pass a trained merger folder, or use "
@@ -81,5 +98,17 @@ def check_merger_folder(folder: Path) -> None:
 
 MERGERS.register(
     "default",
-    MergerEntry(lambda: load_merger("default"), "the merger shipped for the default embedder", trained=True),
+    MergerEntry(
+        lambda: load_merger("default"),
+        "the merger shipped for the default embedder (fine-tuned for long-document retrieval)",
+        trained=True,
+    ),
+)
+MERGERS.register(
+    "distill-10to1",
+    MergerEntry(
+        lambda: load_merger("distill-10to1"),
+        "the default until 2026-11-30: best distillation fidelity, behind mean pooling on retrieval",
+        trained=True,
+    ),
 )

@@ -239,7 +239,7 @@ def test_config_validation():
         SequenceMergerConfig(d_model=30, num_heads=4)
 
 
-# The shipped merger gives the outputs recorded in golden/default_merger.json (before any refactoring).
+# The shipped merger gives the outputs recorded in golden/default_merger.json.
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "default_merger.json").read_text())
 
 

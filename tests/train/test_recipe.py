@@ -183,7 +183,8 @@ def test_model_settings_are_the_configs():
 def test_recipe_fingerprints_are_those_of_the_shipped_runs():
     """Recipes hash as they did when the shipped model was trained (its card records the fingerprint)."""
     card = (RECIPES.parent / "src" / "vbert" / "pretrained" / "default-merger" / "README.md").read_text()
-    assert "Recipe `distill-10to1` (fingerprint `c1c44c29d82441d3`)" in card
+    assert "Recipe `retrieval-finetune` (fingerprint `0383bd5ac1c82cbf`)" in card
+    assert load_recipe(RECIPES / "retrieval-finetune.yaml").fingerprint() == "0383bd5ac1c82cbf"
     assert load_recipe(RECIPES / "distill-10to1.yaml").fingerprint() == "c1c44c29d82441d3"
     assert load_recipe(RECIPES / "rocket.yaml").fingerprint() == "d379346d2a8abcad"
     assert load_recipe(RECIPES / "tiny.yaml").fingerprint() == "a4aee59ba8a077b4"

@@ -107,7 +107,7 @@ def test_the_loss_falls_on_a_toy_problem():
 def test_the_shipped_recipe_has_the_experiments_settings():
     recipe = load_recipe(Path(__file__).resolve().parents[3] / "recipes" / "retrieval-finetune.yaml")
     (stage,) = recipe.stages
-    assert stage.objective == "query-document" and stage.lr == 1e-5
+    assert stage.objective == "query-document" and stage.lr == 1e-5 and stage.batching == "random"
     assert stage.options == QueryDocumentOptions(temperature=0.05, chunk_weight=1.0, anchor_weight=100.0)
     assert (recipe.model.num_layers, recipe.model.d_model, recipe.model.residual_to_mean) == (2, 384, True)
 
