@@ -13,7 +13,8 @@ Loss per step, over ALL training documents at once (they fit in one batch):
   anchor; its validation split's cosine is reported beside the retrieval scores.
 
 Starts from mean pooling (``--init mean``: an untrained residual-to-mean merger returns the mean
-exactly) or from the shipped merger (``--init shipped``). Every ``--eval-every`` steps it scores the
+exactly) or from the earlier default merger (``--init shipped``: ``distill-10to1``, the default when these
+runs were made). Every ``--eval-every`` steps it scores the
 validation split (deep-paragraph and cross-lingual-deep nDCG@10 with distractors) and keeps the best
 state by their average; the test split is never read here.
 """
@@ -33,7 +34,7 @@ import torch.nn.functional as F
 from vbert.files import atomic_write_json, vbert_home
 from vbert.model import SequenceMergerConfig, SequenceMergerModel
 
-SHIPPED = Path(__file__).resolve().parents[2] / "src" / "vbert" / "pretrained" / "default-merger"
+SHIPPED = Path(__file__).resolve().parents[2] / "src" / "vbert" / "pretrained" / "distill-10to1"
 DATA = vbert_home() / "experiments" / "retrieval-finetune"
 TASKS = {0: "deep-paragraph-distractors", 1: "cross-lingual-deep"}
 
