@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "retrieval_finetune"))
+from evaluate import task_report  # noqa: E402  (experiments/retrieval_finetune/evaluate.py)
 from train import DATA, TASKS, Part  # noqa: E402  (experiments/retrieval_finetune/train.py)
 
 from vbert.evaluation.deep_retrieval import METRICS, per_query_metrics, ranks_among_candidates  # noqa: E402
@@ -257,12 +258,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         }
         clusters = data["query_clusters"][rows]
         report["tasks"][task] = {
-            "queries": len(rows),
-            "clusters": int(len(set(clusters.tolist()))),
-            "metrics": {
-                m: paired_report({n: v[m] for n, v in metrics.items()}, clusters, "mean", "max-sim")
-                for m in METRICS
-            },
+            **task_report(metrics, clusters),
             "head_vs_segment_means": {  # Δ nDCG@10 of each head against the segment means of its k, paired
                 f"k{k}": paired_report(
                     {"segment-means": metrics[means]["ndcg@10"], "head": metrics[f"head-k{k}"]["ndcg@10"]},

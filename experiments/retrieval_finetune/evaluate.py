@@ -34,6 +34,18 @@ def load_checkpoint(folder: Path) -> torch.nn.Module:
     return SequenceMergerModel.from_pretrained(folder, dtype=torch.float32).eval()
 
 
+def task_report(metrics: dict[str, dict[str, np.ndarray]], clusters: np.ndarray) -> dict:
+    """One task's queries, clusters and, per metric, every method paired with mean pooling (gap to max-sim)."""
+    return {
+        "queries": len(clusters),
+        "clusters": int(len(set(clusters.tolist()))),
+        "metrics": {
+            m: paired_report({n: v[m] for n, v in metrics.items()}, clusters, "mean", "max-sim")
+            for m in METRICS
+        },
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoints", nargs="+", help="NAME=FOLDER")
@@ -65,15 +77,7 @@ def main() -> None:
         metrics = {
             n: per_query_metrics(ranks_among_candidates(s, targets, candidates)) for n, s in scores.items()
         }
-        clusters = data["query_clusters"][rows]
-        report["tasks"][task] = {
-            "queries": len(rows),
-            "clusters": int(len(set(clusters.tolist()))),
-            "metrics": {
-                m: paired_report({n: v[m] for n, v in metrics.items()}, clusters, "mean", "max-sim")
-                for m in METRICS
-            },
-        }
+        report["tasks"][task] = task_report(metrics, data["query_clusters"][rows])
         ndcg = report["tasks"][task]["metrics"]["ndcg@10"]
         for name, entry in ndcg.items():
             delta = entry.get("delta_vs_mean")
