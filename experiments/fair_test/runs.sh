@@ -26,7 +26,7 @@ for recipe in distill vbert-distill overload-distill; do
   done
 done
 # Held-out evaluation of the final models (test split), each arm paired with plain distillation of the same seed.
-mkdir -p "$RESULTS"
+mkdir -p "$RESULTS/runs"
 for seed in 0 1; do
   vbert evaluate distill --data heldout-10to1 --baseline "distill-seed$seed" --merger mean \
     --merger "distill-seed$seed=runs/distill-seed$seed/model" \
@@ -42,9 +42,19 @@ for recipe in distill vbert-distill overload-distill; do
   done
 done
 finesse run -c finesse-short.yaml -o finesse-short
+for folder in finesse-short/results/*/; do
+  mkdir -p "$RESULTS/finesse-short/$(basename "$folder")" && cp "$folder/results.json" "$RESULTS/finesse-short/$(basename "$folder")/"
+done
 for seed in 0 1; do
   $P "$HERE/../retrieval_finetune/finesse_paired.py" finesse-short --baseline "distill-seed$seed" \
     --output "$RESULTS/finesse-paired-seed$seed.json"
 done
 (cd "$HERE/../retrieval_finetune" && $P evaluate.py --split test --output "$RESULTS/retrieval.json" \
   $(for r in distill vbert-distill overload-distill; do for s in 0 1; do echo "$r-seed$s=$WORK/runs/$r-seed$s/model"; done; done))
+for seed in 0 1; do
+  (cd "$HERE/../retrieval_finetune" && $P evaluate.py --split test --baseline "distill-seed$seed" \
+    --output "$RESULTS/retrieval-vs-distill-seed$seed.json" \
+    $(for r in distill vbert-distill overload-distill; do echo "$r-seed$seed=$WORK/runs/$r-seed$seed/model"; done))
+done
+for name in 10-to-1 articles 512-to-1; do cp "data/$name/manifest.json" "$RESULTS/data-$name.manifest.json"; done
+for run in runs/*/; do cp "$run/metrics.jsonl" "$RESULTS/runs/$(basename "$run")-metrics.jsonl"; done

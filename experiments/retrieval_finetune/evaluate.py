@@ -34,13 +34,15 @@ def load_checkpoint(folder: Path) -> torch.nn.Module:
     return SequenceMergerModel.from_pretrained(folder, dtype=torch.float32).eval()
 
 
-def task_report(metrics: dict[str, dict[str, np.ndarray]], clusters: np.ndarray) -> dict:
-    """One task's queries, clusters and, per metric, every method paired with mean pooling (gap to max-sim)."""
+def task_report(
+    metrics: dict[str, dict[str, np.ndarray]], clusters: np.ndarray, baseline: str = "mean"
+) -> dict:
+    """One task's queries, clusters and, per metric, every method paired with ``baseline`` (gap to max-sim)."""
     return {
         "queries": len(clusters),
         "clusters": int(len(set(clusters.tolist()))),
         "metrics": {
-            m: paired_report({n: v[m] for n, v in metrics.items()}, clusters, "mean", "max-sim")
+            m: paired_report({n: v[m] for n, v in metrics.items()}, clusters, baseline, "max-sim")
             for m in METRICS
         },
     }
@@ -52,6 +54,7 @@ def main() -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--baseline", default="mean", help="method every other one is paired with")
     args = parser.parse_args()
     data = np.load(args.data / f"{args.split}.npz")
     part = Part.load(args.data / f"{args.split}.npz")
@@ -77,10 +80,10 @@ def main() -> None:
         metrics = {
             n: per_query_metrics(ranks_among_candidates(s, targets, candidates)) for n, s in scores.items()
         }
-        report["tasks"][task] = task_report(metrics, data["query_clusters"][rows])
+        report["tasks"][task] = task_report(metrics, data["query_clusters"][rows], args.baseline)
         ndcg = report["tasks"][task]["metrics"]["ndcg@10"]
         for name, entry in ndcg.items():
-            delta = entry.get("delta_vs_mean")
+            delta = entry.get("delta_vs_" + args.baseline)
             line = f"{task:28} {name:16} nDCG@10 {100 * entry['score']['mean']:5.1f}"
             if delta:
                 line += f"  Δ {100 * delta['mean']:+5.1f} [{100 * delta['ci_low']:+5.1f}, {100 * delta['ci_high']:+5.1f}]"
