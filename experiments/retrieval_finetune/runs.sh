@@ -61,12 +61,12 @@ sed -e "s/split: test/split: validation/" -e "s/min: 60, max: 64/min: 96, max: 1
 finesse run -c $R/finesse-validation-96-100.yaml -o $R/finesse-validation-96-100
 $P finesse_paired.py $R/finesse-validation-96-100 --output $RF/finesse-validation-paired.json
 # The selected model in float16, as shipped in src/vbert/pretrained/default-merger.
-$P -c "import sys, torch; from vbert.model import SequenceMergerModel as M; \
+for pair in "run-random default-random" "run-buckets default-fp16"; do
+  set -- $pair
+  $P -c "import sys, torch; from vbert.model import SequenceMergerModel as M; \
 M.from_pretrained(sys.argv[1], dtype=torch.float32).to(torch.float16).save_pretrained(sys.argv[2])" \
-  $R/run-random/model $R/default-random
-$P -c "import sys, torch; from vbert.model import SequenceMergerModel as M; \
-M.from_pretrained(sys.argv[1], dtype=torch.float32).to(torch.float16).save_pretrained(sys.argv[2])" \
-  $R/run-buckets/model $R/default-fp16
+    "$R/$1/model" "$R/$2"
+done
 # Test split, once: retrieval, Finesse at every band (the two float16 candidates added to the runs above,
 # then 96-100 and 124-128 chunks for every competitor), distillation fidelity on held-out pairs.
 $P evaluate.py --split validation --output $RF/validation-default.json default=$R/default-random \

@@ -172,20 +172,12 @@ class Pairs:
 
     @classmethod
     def load(cls, folder: Path, split: str) -> Pairs:
+        from vbert.train.batches import pad_batch
         from vbert.train.data import open_dataset
 
         dataset = open_dataset(str(folder), "pairs", split)
-        rows = [dataset[i] for i in range(len(dataset))]
-        longest = max(len(r["inputs"]) for r in rows)
-        inputs = np.zeros((len(rows), longest, dataset.dim), dtype=np.float32)
-        mask = np.zeros((len(rows), longest), dtype=bool)
-        for i, row in enumerate(rows):
-            inputs[i, : len(row["inputs"])] = row["inputs"]
-            mask[i, : len(row["inputs"])] = True
-        targets = np.stack([r["target"] for r in rows]).astype(np.float32)
-        return cls(
-            torch.from_numpy(inputs), torch.from_numpy(mask), F.normalize(torch.from_numpy(targets), dim=-1)
-        )
+        batch = pad_batch([dataset[i] for i in range(len(dataset))])
+        return cls(batch["inputs"], batch["attention_mask"].bool(), F.normalize(batch["target"], dim=-1))
 
     def cosine(self, model: torch.nn.Module, rows: torch.Tensor | None = None) -> torch.Tensor:
         inputs, mask, targets = (

@@ -28,7 +28,7 @@ def load_recorded_merger(name: str, fingerprint: str) -> tuple[str, Merger]:
     merger whose weights have changed since (a new default), the shipped merger with those weights."""
     merger = load_merger(name)
     if name in SHIPPED_MERGERS and merger.fingerprint != fingerprint:
-        for other in SHIPPED_MERGERS:
+        for other in [shipped for shipped in SHIPPED_MERGERS if shipped != name]:
             candidate = load_merger(other)
             if candidate.fingerprint == fingerprint:
                 return other, candidate
